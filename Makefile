@@ -1,0 +1,44 @@
+# gammaxds — the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all test lint unit golden demo bench bench-quick clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@# The e2e mesh needs iproute2 and iptables; install them where missing and we may (root, apt).
+	@command -v iptables >/dev/null && command -v ip >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get update -qq && apt-get install -y -qq iptables iproute2 >/dev/null) || \
+	    echo "note: iptables/iproute2 missing; network-namespace tests will be skipped"; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check gammaxds tests bench
+
+test: lint
+	$(BIN)/python -m pytest
+
+# Regenerate every golden file (removes orphaned outputs). Review the diff before committing.
+golden: $(STAMP)
+	$(BIN)/python -m pytest tests/golden --update-goldens -q
+
+demo: $(STAMP)
+	$(BIN)/gammaxds demo
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""The `gammaxds` command."""
+
+
+def main() -> None:
+    raise SystemExit("not yet")

@@ -1,0 +1,49 @@
+"""`v1` Service and Namespace: the frontends routes attach to."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import K8sModel, Object, PortNumber
+
+
+class ServicePort(K8sModel):
+    name: str = ""
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    app_protocol: str | None = None
+    port: PortNumber
+    target_port: int | str | None = None
+    node_port: int | None = None
+
+
+class ServiceSpec(K8sModel):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] = "ClusterIP"
+    cluster_ip: str | None = Field(default=None, alias="clusterIP")
+    cluster_ips: list[str] = Field(default=[], alias="clusterIPs")
+    ports: list[ServicePort] = []
+    selector: dict[str, str] | None = None
+    external_name: str | None = None
+
+
+class Service(Object):
+    kind: str = "Service"
+    spec: ServiceSpec = ServiceSpec()
+
+    @property
+    def headless(self) -> bool:
+        return self.spec.cluster_ip == "None"
+
+    @property
+    def cluster_ip(self) -> str | None:
+        ip = self.spec.cluster_ip or (self.spec.cluster_ips[0] if self.spec.cluster_ips else None)
+        return None if ip in (None, "", "None") else ip
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.metadata.name}.{self.metadata.namespace}.svc.cluster.local"
+
+
+class Namespace(Object):
+    kind: str = "Namespace"

@@ -1,0 +1,175 @@
+"""Gateway API filters → Envoy route configuration, one small function per filter."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ..model.gateway import (
+    HTTPCORSFilter,
+    HTTPHeaderFilter,
+    HTTPPathModifier,
+    HTTPRequestMirrorFilter,
+    HTTPRequestRedirectFilter,
+    HTTPRouteFilter,
+    HTTPRouteMatch,
+)
+from .matches import normalized_prefix
+from .protos import base_pb2, cors_pb2, percent_pb2, regex_pb2, string_exact, string_pb2, string_regex
+from .protos import route_components_pb2 as rc
+
+_WELL_KNOWN = {"http": 80, "https": 443}
+_REDIRECT_CODES = {
+    301: rc.RedirectAction.MOVED_PERMANENTLY,
+    302: rc.RedirectAction.FOUND,
+    303: rc.RedirectAction.SEE_OTHER,
+    307: rc.RedirectAction.TEMPORARY_REDIRECT,
+    308: rc.RedirectAction.PERMANENT_REDIRECT,
+}
+
+
+def header_mutations(
+    f: HTTPHeaderFilter,
+) -> tuple[list[base_pb2.HeaderValueOption], list[str]]:
+    """`set` overwrites, `add` appends, `remove` deletes: (headers to add, header names to remove)."""
+    overwrite = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+    append = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+    add = [
+        base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key=h.name, value=h.value), append_action=overwrite
+        )
+        for h in f.set
+    ]
+    add += [
+        base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key=h.name, value=h.value), append_action=append
+        )
+        for h in f.add
+    ]
+    return add, [name.lower() for name in f.remove]
+
+
+def _prefix_rewrite(match: HTTPRouteMatch | None, replacement: str) -> regex_pb2.RegexMatchAndSubstitute:
+    """Element-wise ReplacePrefixMatch: `/foo/bar` under `/foo` → `/xyz/bar`, or `/bar` when replaced by `/`.
+
+    Envoy's `prefix_rewrite` is character-wise (`/foo/bar` → `//bar`), so a regex on the path (Envoy leaves the
+    query string alone) does it element-wise, never producing `//`.
+    """
+    prefix = normalized_prefix(match.path.value) if match and match.path else "/"
+    prefix = "" if prefix == "/" else prefix
+    target = replacement.rstrip("/")
+    if not target:
+        return regex_pb2.RegexMatchAndSubstitute(
+            pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(prefix)}/*"), substitution="/"
+        )
+    return regex_pb2.RegexMatchAndSubstitute(
+        pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(prefix)}"), substitution=target
+    )
+
+
+def _full_path_rewrite(path: str) -> regex_pb2.RegexMatchAndSubstitute:
+    return regex_pb2.RegexMatchAndSubstitute(pattern=regex_pb2.RegexMatcher(regex="^/.*$"), substitution=path)
+
+
+def redirect_action(
+    f: HTTPRequestRedirectFilter, match: HTTPRouteMatch | None, service_port: int
+) -> rc.RedirectAction:
+    """GAMMA.md's redirect port rules; the "listener port" of the Gateway spec is the Service port dialed.
+
+    Envoy keeps the request's Host (and any port in it) unless told otherwise, so a port is set only when it
+    must change; a well-known port for the scheme is dropped by Envoy when the host is replaced.
+    """
+    out = rc.RedirectAction(response_code=_REDIRECT_CODES[f.status_code])
+    if f.scheme:
+        out.scheme_redirect = f.scheme
+    if f.hostname:
+        out.host_redirect = f.hostname
+    scheme = f.scheme or "http"
+    port = f.port or (_WELL_KNOWN[f.scheme] if f.scheme else service_port)
+    well_known = _WELL_KNOWN.get(scheme) == port
+    host_without_port = bool(f.hostname) or service_port == _WELL_KNOWN["http"]
+    if not (well_known and host_without_port) and (port != service_port or f.scheme or f.hostname):
+        out.port_redirect = port
+    if f.path is not None:
+        _set_path(out, f.path, match)
+    return out
+
+
+def _set_path(
+    target: rc.RedirectAction | rc.RouteAction, path: HTTPPathModifier, match: HTTPRouteMatch | None
+) -> None:
+    if path.type == "ReplaceFullPath":
+        if isinstance(target, rc.RedirectAction):
+            target.path_redirect = path.value
+        else:
+            target.regex_rewrite.CopyFrom(_full_path_rewrite(path.value))
+    else:
+        target.regex_rewrite.CopyFrom(_prefix_rewrite(match, path.value))
+
+
+def apply_url_rewrite(
+    action: rc.RouteAction, hostname: str | None, path: HTTPPathModifier | None, match: HTTPRouteMatch | None
+) -> None:
+    if hostname:
+        action.host_rewrite_literal = hostname
+    if path is not None:
+        _set_path(action, path, match)
+
+
+def mirror_policy(cluster: str, f: HTTPRequestMirrorFilter) -> rc.RouteAction.RequestMirrorPolicy:
+    """`percent` or `fraction` of requests, 100% when neither; Envoy drops the mirror's responses."""
+    policy = rc.RouteAction.RequestMirrorPolicy(cluster=cluster)
+    if f.fraction is not None:
+        numerator = f.fraction.numerator * 1_000_000 // f.fraction.denominator
+        fraction = percent_pb2.FractionalPercent(
+            numerator=numerator, denominator=percent_pb2.FractionalPercent.MILLION
+        )
+    elif f.percent is not None and f.percent < 100:
+        fraction = percent_pb2.FractionalPercent(
+            numerator=f.percent, denominator=percent_pb2.FractionalPercent.HUNDRED
+        )
+    else:
+        return policy
+    policy.runtime_fraction.default_value.CopyFrom(fraction)
+    return policy
+
+
+def _origin_matcher(origin: str) -> string_pb2.StringMatcher:
+    if origin == "*":
+        return string_regex(".*")
+    if "://*." in origin:
+        scheme, rest = origin.split("://*.", 1)
+        return string_regex(f"{re.escape(scheme)}://[^/]+\\.{re.escape(rest)}")
+    return string_exact(origin)
+
+
+def cors_policy(f: HTTPCORSFilter) -> cors_pb2.CorsPolicy:
+    policy = cors_pb2.CorsPolicy(
+        allow_origin_string_match=[_origin_matcher(o) for o in f.allow_origins],
+        allow_methods=", ".join(f.allow_methods),
+        allow_headers=", ".join(f.allow_headers),
+        expose_headers=", ".join(f.expose_headers),
+        max_age=str(f.max_age),
+    )
+    if f.allow_credentials is not None:
+        policy.allow_credentials.value = f.allow_credentials
+    return policy
+
+
+def unsupported_filters(
+    filters: Sequence[HTTPRouteFilter], backend_filters: Sequence[Sequence[HTTPRouteFilter]]
+) -> list[str]:
+    """Filters a rule uses that gammaxds does not implement. Such a rule answers 500 rather than skip them."""
+    out = []
+    for f in filters:
+        if f.extension_ref:
+            out.append(f"ExtensionRef {f.extension_ref.group}/{f.extension_ref.kind} {f.extension_ref.name}")
+    for i, fs in enumerate(backend_filters):
+        for f in fs:
+            if f.extension_ref:
+                out.append(
+                    f"backendRefs[{i}] ExtensionRef {f.extension_ref.group}/{f.extension_ref.kind} {f.extension_ref.name}"
+                )
+            elif f.request_mirror:
+                out.append(f"backendRefs[{i}] RequestMirror (mirroring is supported on rules only)")
+    return out

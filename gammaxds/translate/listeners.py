@@ -1,0 +1,110 @@
+"""Listeners for both capture modes (SPEC.md, "The sidecar contract").
+
+Transparent: `virtualOutbound` on 15001 receives captured connections and, with `use_original_dst`, hands each to
+the listener of the cluster IP and port that was dialed (one `bind_to_port: false` listener per Service port, so
+a change to one Service re-sends only its own listener and route configuration). Anything else is passed through
+to its original destination. Proxy: one HTTP listener at the sidecar's outbound address, routed by `Host`.
+"""
+
+from __future__ import annotations
+
+from ..model import Service, ServicePort
+from .names import (
+    PASSTHROUGH_CLUSTER,
+    PROXY_LISTENER,
+    PROXY_ROUTE_CONFIG,
+    VIRTUAL_OUTBOUND_LISTENER,
+    cluster_name,
+    route_config_name,
+    service_listener_name,
+)
+from .protos import (
+    ads_source,
+    base_pb2,
+    cors_pb2,
+    hcm_pb2,
+    listener_components_pb2,
+    listener_pb2,
+    original_dst_pb2,
+    packed,
+    router_pb2,
+    socket_address,
+    tcp_proxy_pb2,
+)
+from .services import is_http
+
+CAPTURE_PORT = 15001
+
+
+def _network_filter(name: str, config: object) -> listener_components_pb2.Filter:
+    return listener_components_pb2.Filter(name=name, typed_config=packed(config))  # type: ignore[arg-type]
+
+
+def http_connection_manager(stat_prefix: str, route_config: str) -> listener_components_pb2.Filter:
+    hcm = hcm_pb2.HttpConnectionManager(
+        stat_prefix=stat_prefix,
+        codec_type=hcm_pb2.HttpConnectionManager.AUTO,
+        rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route_config),
+        http_filters=[
+            hcm_pb2.HttpFilter(name="envoy.filters.http.cors", typed_config=packed(cors_pb2.Cors())),
+            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=packed(router_pb2.Router())),
+        ],
+        upgrade_configs=[hcm_pb2.HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
+    )
+    return _network_filter("envoy.filters.network.http_connection_manager", hcm)
+
+
+def tcp_proxy(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter:
+    return _network_filter(
+        "envoy.filters.network.tcp_proxy", tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
+    )
+
+
+def virtual_outbound_listener() -> listener_pb2.Listener:
+    return listener_pb2.Listener(
+        name=VIRTUAL_OUTBOUND_LISTENER,
+        address=socket_address("0.0.0.0", CAPTURE_PORT),
+        use_original_dst={"value": True},
+        traffic_direction=base_pb2.OUTBOUND,
+        listener_filters=[
+            listener_components_pb2.ListenerFilter(
+                name="envoy.filters.listener.original_dst",
+                typed_config=packed(original_dst_pb2.OriginalDst()),
+            )
+        ],
+        default_filter_chain=listener_components_pb2.FilterChain(
+            name="passthrough", filters=[tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)]
+        ),
+    )
+
+
+def service_listener(service: Service, port: ServicePort, cluster_ip: str) -> listener_pb2.Listener:
+    """The dialed cluster IP and port select this listener; HTTP ports route, other ports forward as TCP."""
+    name = service_listener_name(cluster_ip, port.port)
+    if is_http(port):
+        network_filter = http_connection_manager(
+            name, route_config_name(service.namespace, service.name, port.port)
+        )
+    else:
+        network_filter = tcp_proxy(name, cluster_name(service.namespace, service.name, port.port))
+    return listener_pb2.Listener(
+        name=name,
+        address=socket_address(cluster_ip, port.port),
+        bind_to_port={"value": False},
+        traffic_direction=base_pb2.OUTBOUND,
+        filter_chains=[listener_components_pb2.FilterChain(filters=[network_filter])],
+    )
+
+
+def proxy_listener(outbound: str) -> listener_pb2.Listener:
+    host, _, port = outbound.rpartition(":")
+    return listener_pb2.Listener(
+        name=PROXY_LISTENER,
+        address=socket_address(host.strip("[]") or "127.0.0.1", int(port)),
+        traffic_direction=base_pb2.OUTBOUND,
+        filter_chains=[
+            listener_components_pb2.FilterChain(
+                filters=[http_connection_manager(PROXY_LISTENER, PROXY_ROUTE_CONFIG)]
+            )
+        ],
+    )

@@ -1,0 +1,32 @@
+"""Resource names. Stable across translations so a change to one Service touches only its own resources."""
+
+from __future__ import annotations
+
+CLUSTER_DOMAIN = "svc.cluster.local"
+PASSTHROUGH_CLUSTER = "PassthroughCluster"
+VIRTUAL_OUTBOUND_LISTENER = "virtualOutbound"
+PROXY_LISTENER = "outbound_proxy"
+PROXY_ROUTE_CONFIG = "outbound_proxy"
+
+
+def fqdn(namespace: str, name: str) -> str:
+    return f"{name}.{namespace}.{CLUSTER_DOMAIN}"
+
+
+def cluster_name(namespace: str, name: str, port: int) -> str:
+    """Istio's form, so existing tooling and habits carry over: `outbound|PORT||FQDN`."""
+    return f"outbound|{port}||{fqdn(namespace, name)}"
+
+
+def route_config_name(namespace: str, name: str, port: int) -> str:
+    return f"{fqdn(namespace, name)}:{port}"
+
+
+def service_listener_name(cluster_ip: str, port: int) -> str:
+    return f"{cluster_ip}_{port}"
+
+
+def route_entry_name(kind: str, namespace: str, name: str, rule: int, match: int) -> str:
+    """Traces an Envoy route back to the object that produced it: `<ns>.<route>.<rule>.<match>`."""
+    prefix = "grpc." if kind == "GRPCRoute" else ""
+    return f"{prefix}{namespace}.{name}.{rule}.{match}"

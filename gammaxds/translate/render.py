@@ -1,0 +1,21 @@
+"""Views and statuses as plain data (proto3 JSON form), for the CLI, the admin server and golden files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from .view import View
+
+
+def view_to_dict(view: View) -> dict[str, list[dict[str, Any]]]:
+    def dump(messages: tuple[Any, ...]) -> list[dict[str, Any]]:
+        return [MessageToDict(m, preserving_proto_field_name=False) for m in messages]
+
+    return {
+        "clusters": dump(view.clusters),
+        "endpoints": dump(view.endpoints),
+        "listeners": dump(view.listeners),
+        "routes": dump(view.routes),
+    }

@@ -1,0 +1,164 @@
+"""The Envoy routes of one Service port for one group of routes (producer, or one namespace's consumers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..model import GRPCRoute, HTTPRoute, Route, World, duration_ms
+from ..model.gateway import GRPCRouteMatch, HTTPBackendRef, HTTPRouteFilter, HTTPRouteMatch
+from .backends import INVALID_BACKEND_CLUSTER, Backend, resolve_backend
+from .filters import (
+    apply_url_rewrite,
+    cors_policy,
+    header_mutations,
+    mirror_policy,
+    redirect_action,
+    unsupported_filters,
+)
+from .matches import grpc_match, http_match
+from .names import route_entry_name
+from .precedence import RuleMatch, ordered_rule_matches
+from .protos import duration_ms as pb_duration
+from .protos import packed
+from .protos import route_components_pb2 as rc
+
+CORS_FILTER = "envoy.filters.http.cors"
+_DISABLED = pb_duration(0)  # GAMMA: no timeout unless the route sets one, as if the mesh were not there
+
+
+def _direct(status: int) -> rc.DirectResponseAction:
+    return rc.DirectResponseAction(status=status)
+
+
+def _apply_headers(
+    target: rc.Route | rc.WeightedCluster.ClusterWeight, filters: Sequence[HTTPRouteFilter]
+) -> None:
+    for f in filters:
+        if f.request_header_modifier:
+            add, remove = header_mutations(f.request_header_modifier)
+            target.request_headers_to_add.extend(add)
+            target.request_headers_to_remove.extend(remove)
+        if f.response_header_modifier:
+            add, remove = header_mutations(f.response_header_modifier)
+            target.response_headers_to_add.extend(add)
+            target.response_headers_to_remove.extend(remove)
+
+
+def _backend_action(
+    world: World, route: Route, backend_refs: Sequence[HTTPBackendRef]
+) -> rc.RouteAction | None:
+    """Weighted backends; invalid ones keep their share and answer it with 500. None when nothing may get traffic."""
+    weighted: list[tuple[Backend, int, Sequence[HTTPRouteFilter]]] = []
+    invalid_weight = 0
+    for ref in backend_refs:
+        if ref.weight == 0:
+            continue
+        backend = resolve_backend(world, ref, route.namespace)
+        if backend.valid:
+            weighted.append((backend, ref.weight, ref.filters))
+        else:
+            invalid_weight += ref.weight
+    if not weighted:
+        return None
+    action = rc.RouteAction(
+        cluster_not_found_response_code=rc.RouteAction.INTERNAL_SERVER_ERROR, timeout=_DISABLED
+    )
+    if len(weighted) == 1 and not invalid_weight and not weighted[0][2]:
+        action.cluster = weighted[0][0].cluster
+        return action
+    for backend, weight, filters in weighted:
+        cw = action.weighted_clusters.clusters.add(name=backend.cluster)
+        cw.weight.value = weight
+        _apply_headers(cw, filters)
+    if invalid_weight:
+        cw = action.weighted_clusters.clusters.add(name=INVALID_BACKEND_CLUSTER)
+        cw.weight.value = invalid_weight
+    return action
+
+
+def _apply_policies(
+    world: World, action: rc.RouteAction, route: Route, rm: RuleMatch, filters: Sequence[HTTPRouteFilter]
+) -> None:
+    match = rm.match if isinstance(rm.match, HTTPRouteMatch) else None
+    for f in filters:
+        if f.url_rewrite:
+            apply_url_rewrite(action, f.url_rewrite.hostname, f.url_rewrite.path, match)
+        if f.request_mirror:
+            mirror = resolve_backend(world, f.request_mirror.backend_ref, route.namespace)
+            if mirror.valid:
+                action.request_mirror_policies.append(mirror_policy(mirror.cluster, f.request_mirror))
+    if isinstance(route, HTTPRoute):
+        rule = route.spec.rules[rm.rule_index]
+        if rule.timeouts and rule.timeouts.request:
+            action.timeout.CopyFrom(pb_duration(duration_ms(rule.timeouts.request)))
+        retry = rule.retry
+        per_try = rule.timeouts.backend_request if rule.timeouts else None
+        if retry or per_try:
+            policy = action.retry_policy
+            if retry and retry.codes:
+                policy.retry_on = "retriable-status-codes"
+                policy.retriable_status_codes.extend(retry.codes)
+            elif retry:
+                policy.retry_on = "5xx"
+            policy.num_retries.value = (
+                (retry.attempts if retry and retry.attempts is not None else 1) if retry else 0
+            )
+            if retry and retry.backoff:
+                policy.retry_back_off.base_interval.CopyFrom(pb_duration(duration_ms(retry.backoff)))
+            if per_try:
+                policy.per_try_timeout.CopyFrom(pb_duration(duration_ms(per_try)))
+
+
+def rule_route(world: World, rm: RuleMatch, service_port: int) -> rc.Route:
+    route = rm.route
+    if isinstance(route, GRPCRoute):
+        grule = route.spec.rules[rm.rule_index]
+        match = grpc_match(rm.match if isinstance(rm.match, GRPCRouteMatch) else None)
+        filters: Sequence[HTTPRouteFilter] = grule.filters
+        backend_refs: Sequence[HTTPBackendRef] = grule.backend_refs  # type: ignore[assignment]
+    else:
+        rule = route.spec.rules[rm.rule_index]
+        assert isinstance(rm.match, HTTPRouteMatch)
+        match = http_match(rm.match)
+        filters, backend_refs = rule.filters, rule.backend_refs
+    out = rc.Route(
+        name=route_entry_name(route.kind, route.namespace, route.name, rm.rule_index, rm.match_index),
+        match=match,
+    )
+    if unsupported_filters(filters, [b.filters for b in backend_refs]):
+        out.direct_response.CopyFrom(_direct(500))  # never skip a filter silently: status names it
+        return out
+    _apply_headers(out, filters)
+    for f in filters:
+        if f.cors:
+            out.typed_per_filter_config[CORS_FILTER].CopyFrom(packed(cors_policy(f.cors)))
+        if f.request_redirect:
+            out.redirect.CopyFrom(
+                redirect_action(
+                    f.request_redirect,
+                    rm.match if isinstance(rm.match, HTTPRouteMatch) else None,
+                    service_port,
+                )
+            )
+            return out
+    action = _backend_action(world, route, backend_refs)
+    if action is None:
+        out.direct_response.CopyFrom(_direct(500))
+        return out
+    _apply_policies(world, action, route, rm, filters)
+    out.route.CopyFrom(action)
+    return out
+
+
+def build_routes(world: World, routes: Sequence[Route], service_port: int) -> list[rc.Route]:
+    """All rules of all routes of a group, merged in precedence order. Nothing matches → Envoy's 404."""
+    return [rule_route(world, rm, service_port) for rm in ordered_rule_matches(list(routes))]
+
+
+def passthrough_route(cluster: str) -> rc.Route:
+    """No route attached: the request goes to the Service's own endpoints, as if the mesh were not there."""
+    return rc.Route(
+        name="default",
+        match=rc.RouteMatch(prefix="/"),
+        route=rc.RouteAction(cluster=cluster, timeout=_DISABLED),
+    )

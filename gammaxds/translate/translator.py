@@ -1,0 +1,282 @@
+"""World → views. Pure in its results; memoised so that a resource whose inputs are the very same objects as in
+the previous World is returned as the very same message (the snapshot cache then skips re-serialising it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from functools import cached_property
+from typing import Any, TypeVar
+
+from envoy.config.route.v3 import route_pb2
+
+from ..model import Service, ServicePort, World
+from ..model.gateway import BackendObjectReference
+from .binding import Bindings, PortKey, bind_routes
+from .clusters import build_cluster, passthrough_cluster
+from .endpoints import build_load_assignment
+from .listeners import proxy_listener, service_listener, virtual_outbound_listener
+from .names import PROXY_ROUTE_CONFIG, cluster_name, route_config_name
+from .protos import route_components_pb2 as rc
+from .routes import build_routes, passthrough_route
+from .services import is_http, parent_problem, proxied_ports
+from .status import RouteStatuses
+from .statuses import route_statuses
+from .view import View, ViewKey
+
+T = TypeVar("T")
+
+
+class _Memo:
+    """Results keyed by name, reused while every input is the identical object; entries unused by the latest
+    World are dropped when the next World is loaded (two generations)."""
+
+    def __init__(self) -> None:
+        self.current: dict[Hashable, tuple[tuple[Any, ...], Any]] = {}
+        self.previous: dict[Hashable, tuple[tuple[Any, ...], Any]] = {}
+        self.built = 0
+
+    def next_generation(self) -> None:
+        self.previous, self.current = self.current, {}
+
+    def get(self, key: Hashable, inputs: tuple[Any, ...], build: Callable[[], T]) -> T:
+        for gen in (self.current, self.previous):
+            hit = gen.get(key)
+            if (
+                hit is not None
+                and len(hit[0]) == len(inputs)
+                and all(a is b for a, b in zip(hit[0], inputs, strict=True))
+            ):
+                self.current[key] = hit
+                return hit[1]  # type: ignore[no-any-return]
+        value = build()
+        self.current[key] = (inputs, value)
+        self.built += 1
+        return value
+
+
+class Translator:
+    """Keeps memos across Worlds. `load(world)` gives a Translation whose views are built on demand."""
+
+    def __init__(self) -> None:
+        self.memos: dict[str, _Memo] = {
+            name: _Memo()
+            for name in ("cluster", "endpoints", "listener", "route_config", "vhost", "proxy", "view")
+        }
+
+    def load(self, world: World) -> Translation:
+        for memo in self.memos.values():
+            memo.next_generation()
+        return Translation(self, world)
+
+    @property
+    def built(self) -> int:
+        """How many resources were built (not reused) so far: the incremental-translation counter."""
+        return sum(m.built for n, m in self.memos.items() if n != "view")
+
+
+class Translation:
+    def __init__(self, translator: Translator, world: World) -> None:
+        self.world = world
+        self.memos = translator.memos
+        self.bindings: Bindings = bind_routes(world)
+        self.consumer_namespaces = self.bindings.consumer_namespaces()
+
+    # --- view-independent resources ---------------------------------------------------------------------
+
+    @cached_property
+    def service_ports(self) -> list[tuple[Service, ServicePort]]:
+        return [(s, p) for s in self.world.services.values() for p in proxied_ports(s)]
+
+    @cached_property
+    def clusters(self) -> tuple[Any, ...]:
+        memo = self.memos["cluster"]
+        out = [
+            memo.get(cluster_name(s.namespace, s.name, p.port), (s,), lambda s=s, p=p: build_cluster(s, p))
+            for s, p in self.service_ports
+        ]
+        return tuple(sorted(out, key=lambda c: c.name))
+
+    @cached_property
+    def endpoints(self) -> tuple[Any, ...]:
+        memo = self.memos["endpoints"]
+        out = []
+        for s, p in self.service_ports:
+            slices = tuple(self.world.slices_by_service.get((s.namespace, s.name), ()))
+            name = cluster_name(s.namespace, s.name, p.port)
+            out.append(
+                memo.get(name, (s, *slices), lambda s=s, p=p, sl=slices: build_load_assignment(s, p, sl))
+            )
+        return tuple(sorted(out, key=lambda c: c.cluster_name))
+
+    @cached_property
+    def frontends(self) -> list[tuple[Service, ServicePort, str]]:
+        """Service ports with a cluster IP: what a client can dial and what routes can attach to."""
+        out = []
+        for s, p in self.service_ports:
+            if parent_problem(s) is None and s.cluster_ip:
+                out.append((s, p, s.cluster_ip))
+        return out
+
+    @cached_property
+    def service_listeners(self) -> tuple[Any, ...]:
+        memo = self.memos["listener"]
+        out = [
+            memo.get((s.namespace, s.name, p.port), (s,), lambda s=s, p=p, ip=ip: service_listener(s, p, ip))
+            for s, p, ip in self.frontends
+        ]
+        return tuple(out)
+
+    @cached_property
+    def statuses(self) -> RouteStatuses:
+        return route_statuses(self.world, self.bindings)
+
+    # --- routes -----------------------------------------------------------------------------------------
+
+    def _backend_inputs(self, routes: list[Any]) -> tuple[Any, ...]:
+        refs: list[BackendObjectReference] = []
+        namespaces: list[str] = []
+        for r in routes:
+            for rule in r.spec.rules:
+                for ref in [
+                    *rule.backend_refs,
+                    *(f.request_mirror.backend_ref for f in rule.filters if f.request_mirror),
+                ]:
+                    refs.append(ref)
+                    namespaces.append(r.namespace)
+        return tuple(
+            self.world.services.get((ref.namespace or ns, ref.name))
+            for ref, ns in zip(refs, namespaces, strict=True)
+        )
+
+    def _routes(
+        self, service: Service, port: ServicePort, client_ns: str
+    ) -> tuple[str, list[rc.Route], tuple[Any, ...]]:
+        key: PortKey = (service.namespace, service.name, port.port)
+        group, routes = self.bindings.routes_for(key, client_ns)
+        inputs = (service, *routes, *self._backend_inputs(routes))
+        if not routes:
+            return group, [passthrough_route(cluster_name(*key[:2], port.port))], inputs
+        return group, build_routes(self.world, routes, port.port), inputs
+
+    def route_config(
+        self, service: Service, port: ServicePort, client_ns: str
+    ) -> route_pb2.RouteConfiguration:
+        key: PortKey = (service.namespace, service.name, port.port)
+        group, routes = self.bindings.routes_for(key, client_ns)
+        inputs = (service, *routes, *self._backend_inputs(routes))
+        name = route_config_name(service.namespace, service.name, port.port)
+
+        def build() -> route_pb2.RouteConfiguration:
+            _, entries, _ = self._routes(service, port, client_ns)
+            vhost = rc.VirtualHost(name=name, domains=["*"], routes=entries)
+            return route_pb2.RouteConfiguration(
+                name=name, virtual_hosts=[vhost], validate_clusters={"value": False}
+            )
+
+        return self.memos["route_config"].get((key, group), inputs, build)
+
+    def _vhost(self, service: Service, port: ServicePort, ip: str, client_ns: str) -> rc.VirtualHost:
+        key: PortKey = (service.namespace, service.name, port.port)
+        group, routes = self.bindings.routes_for(key, client_ns)
+        local = service.namespace == client_ns
+        inputs = (service, *routes, *self._backend_inputs(routes))
+
+        def build() -> rc.VirtualHost:
+            _, entries, _ = self._routes(service, port, client_ns)
+            return rc.VirtualHost(
+                name=route_config_name(service.namespace, service.name, port.port),
+                domains=proxy_domains(service, port.port, ip, local),
+                routes=entries,
+            )
+
+        return self.memos["vhost"].get((key, group, local), inputs, build)
+
+    # --- views ------------------------------------------------------------------------------------------
+
+    def view(self, key: ViewKey) -> View:
+        if key.capture == "proxy":
+            return self._proxy_view(key)
+        shared = key.namespace not in self.consumer_namespaces
+        view_key = ("transparent", "" if shared else key.namespace)
+        frontends = [(s, p) for s, p, _ip in self.frontends if is_http(p)]
+        configs = tuple(self.route_config(s, p, key.namespace) for s, p in frontends)
+        listeners = tuple(
+            sorted((virtual_outbound_listener_shared(), *self.service_listeners), key=lambda lis: lis.name)
+        )
+        return self.memos["view"].get(
+            view_key,
+            (*self.clusters, *self.endpoints, *listeners, *configs),
+            lambda: View(
+                clusters=tuple(sorted((*self.clusters, passthrough_cluster_shared()), key=lambda c: c.name)),
+                endpoints=self.endpoints,
+                listeners=listeners,
+                routes=tuple(sorted(configs, key=lambda r: r.name)),
+            ),
+        )
+
+    def _proxy_view(self, key: ViewKey) -> View:
+        vhosts: list[rc.VirtualHost] = []
+        seen: set[str] = set()
+        for s, p, ip in self.frontends:
+            if not is_http(p):
+                continue
+            vh = self._vhost(s, p, ip, key.namespace)
+            if seen.isdisjoint(vh.domains):
+                vhosts.append(vh)
+                seen.update(vh.domains)
+        vhosts.sort(key=lambda v: v.name)
+        config = self.memos["proxy"].get(
+            ("rc", key.namespace),
+            tuple(vhosts),
+            lambda: route_pb2.RouteConfiguration(
+                name=PROXY_ROUTE_CONFIG, virtual_hosts=vhosts, validate_clusters={"value": False}
+            ),
+        )
+        listener = self.memos["proxy"].get(
+            ("listener", key.outbound), (), lambda: proxy_listener(key.outbound)
+        )
+        return self.memos["view"].get(
+            ("proxy", key.namespace, key.outbound),
+            (*self.clusters, *self.endpoints, listener, config),
+            lambda: View(
+                clusters=self.clusters, endpoints=self.endpoints, listeners=(listener,), routes=(config,)
+            ),
+        )
+
+
+def proxy_domains(service: Service, port: int, cluster_ip: str, local: bool) -> list[str]:
+    """How a proxy-mode client may name a Service port in `Host` (SPEC.md): short name only from its namespace."""
+    ns, name = service.namespace, service.name
+    hosts = [f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
+    if local:
+        hosts.insert(0, name)
+    hosts.append(f"[{cluster_ip}]" if ":" in cluster_ip else cluster_ip)
+    out = [f"{h}:{port}" for h in hosts]
+    if port == 80:
+        out += hosts
+    return out
+
+
+_SHARED: dict[str, Any] = {}
+
+
+def virtual_outbound_listener_shared() -> Any:
+    """Constant resources are built once per process and shared by every view."""
+    if "listener" not in _SHARED:
+        _SHARED["listener"] = virtual_outbound_listener()
+    return _SHARED["listener"]
+
+
+def passthrough_cluster_shared() -> Any:
+    if "cluster" not in _SHARED:
+        _SHARED["cluster"] = passthrough_cluster()
+    return _SHARED["cluster"]
+
+
+def translate_view(world: World, key: ViewKey) -> View:
+    return Translator().load(world).view(key)
+
+
+def translate_status(world: World) -> RouteStatuses:
+    return route_statuses(world, bind_routes(world))
