@@ -58,10 +58,7 @@ def _grpc_key(m: GRPCRouteMatch | None) -> tuple[Any, ...]:
 
 
 def precedence_key(rm: RuleMatch) -> tuple[Any, ...]:
-    if isinstance(rm.match, HTTPRouteMatch):
-        specificity = _http_key(rm.match)
-    else:
-        specificity = _grpc_key(rm.match)
+    specificity = _http_key(rm.match) if isinstance(rm.match, HTTPRouteMatch) else _grpc_key(rm.match)
     r = rm.route
     return (specificity, _created(r), r.namespace, r.name, rm.rule_index, rm.match_index)
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToJson
 
 from .view import View
 
 
 def view_to_dict(view: View) -> dict[str, list[dict[str, Any]]]:
     def dump(messages: tuple[Any, ...]) -> list[dict[str, Any]]:
-        return [MessageToDict(m, preserving_proto_field_name=False) for m in messages]
+        return [json.loads(MessageToJson(m)) for m in messages]
 
     return {
         "clusters": dump(view.clusters),
