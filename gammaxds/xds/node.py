@@ -1,0 +1,38 @@
+"""The sidecar contract: which view a node gets, read from its bootstrap metadata."""
+
+from __future__ import annotations
+
+from envoy.config.core.v3.base_pb2 import Node
+
+from gammaxds.translate.view import CAPTURES, DEFAULT_OUTBOUND, ViewKey
+
+
+class NodeError(ValueError):
+    """The node's metadata does not select a view; the stream is refused with INVALID_ARGUMENT."""
+
+
+def _string_field(node: Node, name: str) -> str | None:
+    fields = node.metadata.fields
+    if name not in fields:
+        return None
+    value = fields[name]
+    if value.WhichOneof("kind") != "string_value":
+        raise NodeError(f"node.metadata.{name} must be a string")
+    return value.string_value
+
+
+def view_key(node: Node) -> ViewKey:
+    namespace = _string_field(node, "namespace")
+    if not namespace:
+        raise NodeError(
+            f"node {node.id!r} has no metadata.namespace: a gammaxds sidecar must say which namespace "
+            "it serves (see `gammaxds bootstrap --namespace`)"
+        )
+    capture = _string_field(node, "capture") or "transparent"
+    if capture not in CAPTURES:
+        raise NodeError(f"node.metadata.capture must be one of {', '.join(CAPTURES)}, not {capture!r}")
+    outbound = _string_field(node, "outbound_address") or DEFAULT_OUTBOUND
+    host, sep, port = outbound.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise NodeError(f"node.metadata.outbound_address must be HOST:PORT, not {outbound!r}")
+    return ViewKey(namespace, capture, outbound)  # type: ignore[arg-type]

@@ -1,0 +1,227 @@
+"""One ADS stream: the request side updates subscription state, a send task pushes in make-before-break order.
+
+The two protocol variants (state of the world, incremental) differ only in how a request changes the state
+and how a response is encoded; `Stream` owns the rest: node identification, the coalescing "latest snapshot"
+slot, the push order and the waits it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import grpc
+from envoy.config.core.v3.base_pb2 import Node
+from google.protobuf.message import Message
+
+from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, ViewKey
+from gammaxds.xds.cache import SnapshotCache
+from gammaxds.xds.metrics import Metrics
+from gammaxds.xds.node import NodeError, view_key
+from gammaxds.xds.resources import Resource
+from gammaxds.xds.snapshot import Snapshot
+from gammaxds.xds.typestate import TypeState
+
+log = logging.getLogger(__name__)
+
+Write = Callable[[Any], Awaitable[None]]
+_ids = itertools.count(1)
+
+
+def type_label(type_url: str) -> str:
+    """`type.googleapis.com/envoy.config.cluster.v3.Cluster` → `Cluster`, for metric labels and tables."""
+    return type_url.rsplit(".", 1)[-1]
+
+
+@dataclass
+class XdsContext:
+    """What every stream of a server shares."""
+
+    cache: SnapshotCache
+    streams: set[Stream] = field(default_factory=set)
+    # How long a push waits, after sending new EDS clusters, for the client to subscribe to their
+    # endpoints before it sends routes that may use them (make-before-break).
+    new_cluster_wait: float = 2.0
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.cache.metrics
+
+
+@dataclass
+class Outgoing:
+    """A response ready to write, and the resources in it whose version changed for the client."""
+
+    message: Message
+    changed: list[Resource] = field(default_factory=list)
+
+
+class Stream(ABC):
+    protocol: ClassVar[str]
+
+    def __init__(self, ctx: XdsContext, peer: str) -> None:
+        self.ctx = ctx
+        self.id = next(_ids)
+        self.peer = peer
+        self.node = Node()
+        self.key: ViewKey | None = None
+        self.types: dict[str, TypeState] = {}
+        self.connected_at = time.time()
+        self.snapshot: Snapshot | None = None
+        self.responses = 0
+        self.resources_sent = 0
+        self._connected_loop_time = asyncio.get_running_loop().time()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._seq = 0
+        self._observed: Snapshot | None = None
+
+    # -- request side -------------------------------------------------------------------------------------
+
+    async def serve(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+        first = await anext(aiter(requests), None)
+        if first is None:
+            return
+        try:
+            # Only the first request is guaranteed to carry the node: it selects the view for the stream.
+            self.key = view_key(first.node)
+        except NodeError as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        self.node.CopyFrom(first.node)
+        handler = asyncio.current_task()
+        assert handler is not None
+        self.ctx.streams.add(self)
+        unwatch = self.ctx.cache.watch(self.key, self._on_snapshot)
+        sender = asyncio.create_task(self._send_loop(context.write), name=f"xds-send-{self.id}")
+
+        def sender_done(task: asyncio.Task[None]) -> None:
+            # A failed write ends the stream: the client reconnects and starts over.
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("stream %d (%s): send failed: %r", self.id, self.node.id, task.exception())
+                handler.cancel()
+
+        sender.add_done_callback(sender_done)
+        try:
+            self._handle(first)
+            async for request in requests:
+                self._handle(request)
+        finally:
+            sender.cancel()
+            unwatch()
+            self.ctx.streams.discard(self)
+
+    def _handle(self, request: Any) -> None:
+        if request.type_url not in PUSH_ORDER:
+            log.debug("stream %d: ignoring request for unserved type %s", self.id, request.type_url)
+            return
+        self.handle(request)
+        self._wake.set()
+        self._progress.set()
+
+    @abstractmethod
+    def handle(self, request: Any) -> None:
+        """Apply one request (subscription change, ACK or NACK) to the type states."""
+
+    def ack(self, state: TypeState, nonce: str) -> None:
+        latency = state.record_ack(nonce, now=time.time(), monotonic=time.monotonic())
+        if latency is not None:
+            self.ctx.metrics.ack_latency.observe(latency)
+
+    def nack(self, state: TypeState, nonce: str, message: str) -> None:
+        latency = state.record_nack(nonce, message, now=time.time(), monotonic=time.monotonic())
+        if latency is None:
+            return
+        self.ctx.metrics.ack_latency.observe(latency)
+        self.ctx.metrics.nacks.inc(type=type_label(state.type_url))
+        log.warning(
+            "%s rejected %s version %s: %s", self.node.id, type_label(state.type_url), state.nonce, message
+        )
+
+    # -- send side ----------------------------------------------------------------------------------------
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        # The coalescing slot: only the newest snapshot is kept; a stream that is behind skips the rest.
+        self.snapshot = snap
+        self._wake.set()
+
+    async def _send_loop(self, write: Write) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.snapshot is not None:
+                await self._push(self.snapshot, write)
+
+    async def _push(self, snap: Snapshot, write: Write) -> None:
+        """Send what changed, make-before-break: CDS, EDS, LDS, RDS, then removals."""
+        changed_eds: set[str] = set()
+        new_eds: set[str] = set()
+        for type_url in PUSH_ORDER:
+            if type_url == ENDPOINT_TYPE and new_eds:
+                await self._await_eds_subscription(new_eds)
+            state = self.types.get(type_url)
+            if state is None:
+                continue  # never requested: nothing may be sent for it
+            # A changed cluster is always followed by its endpoints: Envoy re-warms it and waits for them.
+            forced = changed_eds if type_url == ENDPOINT_TYPE else set()
+            out = self.make_response(state, snap, forced)
+            if out is None:
+                continue
+            await self._write(out.message, state, snap, write)
+            if type_url == CLUSTER_TYPE:
+                changed_eds = {name for res in out.changed if (name := res.eds_name)}
+                eds = self.types.get(ENDPOINT_TYPE)
+                if eds is not None:
+                    new_eds = {name for name in changed_eds if not eds.subscription.wants(name)}
+        for type_url in PUSH_ORDER:
+            state = self.types.get(type_url)
+            if state is not None and (message := self.break_response(state, snap)) is not None:
+                await self._write(message, state, snap, write)
+
+    async def _await_eds_subscription(self, names: set[str]) -> None:
+        """New EDS clusters were sent: routes must not use them before their endpoints arrive, and the client
+        asks for those endpoints only after it has applied the clusters. Wait for that request (bounded)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.new_cluster_wait
+        while True:
+            eds, cds = self.types.get(ENDPOINT_TYPE), self.types[CLUSTER_TYPE]
+            if eds is not None and all(eds.subscription.wants(name) for name in names):
+                return
+            if cds.nack is not None and cds.nack.seq == cds.seq:
+                return  # the clusters were rejected: their endpoints will never be asked for
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.info("stream %d: no EDS subscription for %s; pushing on", self.id, sorted(names))
+                return
+            self._progress.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), remaining)
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    @abstractmethod
+    def make_response(self, state: TypeState, snap: Snapshot, forced: set[str]) -> Outgoing | None:
+        """The "make" half of a push: new and changed resources (plus `forced` endpoints), or None."""
+
+    @abstractmethod
+    def break_response(self, state: TypeState, snap: Snapshot) -> Message | None:
+        """The "break" half: removals, or the reply a first request is owed; None if nothing to say."""
+
+    async def _write(self, message: Message, state: TypeState, snap: Snapshot, write: Write) -> None:
+        await write(message)
+        self.responses += 1
+        self.resources_sent += len(message.resources)  # type: ignore[attr-defined]
+        metrics = self.ctx.metrics
+        metrics.pushes.inc(type=type_label(state.type_url))
+        # Push latency counts config changes that happened while connected, once per snapshot and stream.
+        if snap is not self._observed and snap.updated_at >= self._connected_loop_time:
+            metrics.push_latency.observe(asyncio.get_running_loop().time() - snap.updated_at)
+        self._observed = snap

@@ -1,0 +1,124 @@
+"""Helpers for proxy-mode e2e tests: HTTP through a sidecar, a steady load, an in-process control plane.
+
+Plain code (no fixtures) so tests import it; the fixtures in conftest.py build on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from gammaxds.translate.view import View, ViewKey
+from gammaxds.xds import SnapshotCache, XdsServer, start_xds_server
+
+# -- HTTP through the sidecar -----------------------------------------------------------------------------
+
+
+def get(port: int, path: str = "/", host: str = "svc", timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+    """One request through a sidecar's outbound listener; (status, JSON body or {})."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(body)
+    except ValueError:
+        return response.status, {}
+
+
+async def aget(port: int, path: str = "/", host: str = "svc") -> tuple[int, dict[str, Any]]:
+    """`get` off the event loop, so the in-process control plane keeps running."""
+    try:
+        return await asyncio.to_thread(get, port, path, host)
+    except OSError:
+        return 0, {}
+
+
+async def wait_for_service(port: int, service: str, timeout: float = 10.0) -> float:
+    """Poll through the sidecar until `service` answers; returns the seconds it took."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while loop.time() - start < timeout:
+        status, body = await aget(port)
+        if status == 200 and body.get("service") == service:
+            return loop.time() - start
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{service} did not answer through port {port} within {timeout}s")
+
+
+class Load(threading.Thread):
+    """Requests sent back to back on one keep-alive connection until stopped; counts every outcome."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.statuses: dict[int, int] = {}
+        self.services: dict[str, int] = {}
+        self.errors: list[str] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        while not self._stop_event.is_set():
+            try:
+                conn.request("GET", "/", headers={"Host": "svc"})
+                response = conn.getresponse()
+                body = response.read()
+                self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
+                if response.status == 200:
+                    service = json.loads(body)["service"]
+                    self.services[service] = self.services.get(service, 0) + 1
+            except (OSError, http.client.HTTPException) as err:
+                self.errors.append(repr(err))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn.close()
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values()) + len(self.errors)
+
+    @property
+    def failures(self) -> int:
+        return self.total - self.statuses.get(200, 0)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(10)
+
+
+@dataclass
+class ControlPlane:
+    """An in-process gammaxds xDS server whose views the test sets by hand."""
+
+    cache: SnapshotCache
+    server: XdsServer
+    address: str
+    views: dict[ViewKey, View] = field(default_factory=dict)
+
+    def provide(self, key: ViewKey) -> View:
+        return self.views.get(key, View())
+
+    def set_view(self, key: ViewKey, view: View) -> None:
+        self.views[key] = view
+        self.cache.update(self.provide)
+
+    async def restart(self, down_for: float = 0.0) -> None:
+        """Stop the gRPC server (streams cut), stay down for a while, listen again on the same address."""
+        await self.server.stop(0)
+        await asyncio.sleep(down_for)
+        self.server = await start_xds_server(self.cache, self.address)
+
+
+@dataclass
+class Sidecar:
+    envoy: Any
+    key: ViewKey
+    outbound_port: int
