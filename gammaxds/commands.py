@@ -9,10 +9,12 @@ import logging
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
+from .model import World
 from .serve import ControlPlane, run_until_signalled
-from .sources.base import Source
 
 log = logging.getLogger("gammaxds")
 
@@ -30,34 +32,67 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     from .admin.server import start_admin_server
     from .xds import start_xds_server
 
-    source: Source
-    on_translation = None
-    closers = []
+    plane: ControlPlane
+    tasks: dict[str, Coroutine[Any, Any, None]] = {}
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    status_extra: dict[str, Callable[[], Any]] = {}
     if args.kubeconfig or args.in_cluster:
-        from .sources.cluster import cluster_source
+        from .sources import (
+            KubernetesSource,
+            LeaderElector,
+            StatusUpdater,
+            StatusWriter,
+            api_client,
+            default_identity,
+            default_namespace,
+        )
+        from .translate import translate_status
 
-        source, on_translation, close = await cluster_source(args)
-        closers.append(close)
+        api = await api_client(args.kubeconfig, in_cluster=args.in_cluster)
+        closers.append(api.close)
+        kube = KubernetesSource(api)
+        plane = ControlPlane(kube, controller_name=args.controller_name)
+        # Every replica serves xDS from its own watch; only the elected leader writes route status.
+        updater = StatusUpdater(
+            StatusWriter(api, controller_name=args.controller_name), translate_status, kube.route_objects
+        )
+        elector = LeaderElector(
+            api, namespace=default_namespace(), name="gammaxds", identity=default_identity()
+        )
+
+        def publish(world: World) -> None:
+            plane.publish(world)
+            updater.update(world)
+
+        tasks["source"] = kube.run(publish)
+        tasks["leader election"] = elector.run(updater.run)
+        status_extra["leader"] = lambda: {"is_leader": elector.is_leader, "identity": default_identity()}
+        status_extra["missing_kinds"] = lambda: sorted(kube.missing)
     else:
         from .sources.files import ManifestSource
 
-        source = ManifestSource(_manifest_paths(args))
-    plane = ControlPlane(source, controller_name=args.controller_name, on_translation=on_translation)
+        files = ManifestSource(_manifest_paths(args))
+        plane = ControlPlane(files, controller_name=args.controller_name)
+        tasks["source"] = files.run(plane.publish)
+
+    def status() -> dict[str, Any]:
+        return {**plane.status(), **{k: fn() for k, fn in status_extra.items()}}
+
     xds = await start_xds_server(plane.cache, args.xds_address)
-    admin = await start_admin_server(args.admin_address, plane.cache, plane.status, xds=xds)
+    admin = await start_admin_server(args.admin_address, plane.cache, status, xds=xds)
     print(f"gammaxds: xDS on {args.xds_address}, admin on http://{args.admin_address}", flush=True)
-    running = asyncio.create_task(source.run(plane.publish), name="source")
+    running = {asyncio.create_task(coro, name=name) for name, coro in tasks.items()}
     stopped = asyncio.create_task(stop.wait(), name="stop")
     try:
-        done, _ = await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if running in done and running.exception() is not None:
-            log.error("source failed: %r", running.exception())
-            return 1
-        return 0
+        done, _ = await asyncio.wait({*running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not stopped and t.exception() is not None]
+        for task in failed:
+            log.error("%s failed: %r", task.get_name(), task.exception())
+        return 1 if failed else 0
     finally:
-        running.cancel()
-        stopped.cancel()
-        await asyncio.gather(running, stopped, return_exceptions=True)
+        for task in (*running, stopped):
+            task.cancel()
+        await asyncio.gather(*running, stopped, return_exceptions=True)
         await admin.stop()
         await xds.stop()
         for close in closers:

@@ -407,7 +407,10 @@ class HttpSession:
 
     def many(self, url: str, n: int, method: str = "GET", headers: Mapping[str, str] | None = None,
              fields: Sequence[str] = (), timeout: float = 5.0, total_timeout: float = 60.0) -> Tally:
-        """`n` requests over one keep-alive connection, tallied by (status, *body[field])."""
+        """`n` requests over one keep-alive connection, tallied by (status, *body[field]).
+
+        Through a sidecar this is ~1 ms a request; straight to the demo app (no Envoy) a reused connection costs
+        ~40 ms a request (the app writes headers and body separately: Nagle meets delayed ACK)."""
         return _tally(self._call({"op": "many", "url": url, "n": n, "method": method,
                                   "headers": dict(headers or {}), "fields": list(fields), "timeout": timeout},
                                  total_timeout))

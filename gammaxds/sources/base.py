@@ -1,0 +1,59 @@
+"""What every source is: a task that publishes a fresh World whenever its inputs change.
+
+A source owns a mutable store keyed like the World (`key_of`); consumers only ever see immutable Worlds, so
+the translator can run on one while the source keeps changing the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Protocol, runtime_checkable
+
+from ..model import Object, ObjectError, World, key_of
+from ..model.world import Key
+
+Publish = Callable[[World], None]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Runs until cancelled; calls `publish` after each change (or batch of changes), `synced` once loaded."""
+
+    synced: asyncio.Event
+
+    async def run(self, publish: Publish) -> None: ...
+
+    @property
+    def errors(self) -> list[ObjectError]: ...
+
+
+class Store:
+    """The objects a source currently holds, with the last World built from them.
+
+    `world()` returns None when nothing changed since the last World, so sources publish only real changes
+    (a relist or a re-saved file that yields the same objects publishes nothing).
+    """
+
+    def __init__(self) -> None:
+        self.objects: dict[Key, Object] = {}
+        self._published: dict[Key, Object] | None = None
+
+    def put(self, obj: Object) -> None:
+        self.objects[key_of(obj)] = obj
+
+    def remove(self, key: Key) -> None:
+        self.objects.pop(key, None)
+
+    def replace_kind(self, kind: str, objects: Iterable[Object]) -> None:
+        """Make `objects` the only ones of `kind` (a relist)."""
+        for key in [k for k in self.objects if k[0] == kind]:
+            del self.objects[key]
+        for obj in objects:
+            self.put(obj)
+
+    def world(self) -> World | None:
+        if self._published == self.objects:
+            return None
+        self._published = dict(self.objects)
+        return World(dict(sorted(self._published.items())))
