@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import re2
 from pydantic import AfterValidator, Field, model_validator
 
-from .base import Duration, K8sModel, Object, PortNumber
+from .base import Duration, K8sModel, Object, PortNumber, duration_ms
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 
@@ -340,6 +340,18 @@ class HTTPRouteTimeouts(K8sModel):
     request: Duration | None = None
     backend_request: Duration | None = None
 
+    @model_validator(mode="after")
+    def _backend_within_request(self) -> HTTPRouteTimeouts:
+        """The CRD's CEL rule: one try cannot outlast the whole request (unless the request has no timeout)."""
+        if (
+            self.request is not None
+            and self.backend_request is not None
+            and duration_ms(self.request) != 0
+            and duration_ms(self.backend_request) > duration_ms(self.request)
+        ):
+            raise ValueError("backendRequest timeout cannot be longer than request timeout")
+        return self
+
 
 class HTTPRouteRetry(K8sModel):
     codes: list[Annotated[int, Field(ge=400, le=599)]] = []
@@ -476,7 +488,7 @@ class GRPCBackendRef(BackendObjectReference):
 
 class GRPCRouteRule(K8sModel):
     name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
-    matches: Annotated[list[GRPCRouteMatch], Field(max_length=64)] = []
+    matches: Annotated[list[GRPCRouteMatch], Field(max_length=8)] = []  # upstream: MaxItems=8 (HTTPRoute: 64)
     filters: Annotated[list[GRPCRouteFilter], Field(max_length=16)] = []
     backend_refs: Annotated[list[GRPCBackendRef], Field(max_length=16)] = []
     session_persistence: SessionPersistence | None = None

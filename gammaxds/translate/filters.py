@@ -63,12 +63,19 @@ def _prefix_rewrite(match: HTTPRouteMatch | None, replacement: str) -> regex_pb2
             pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(prefix)}/*"), substitution="/"
         )
     return regex_pb2.RegexMatchAndSubstitute(
-        pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(prefix)}"), substitution=target
+        pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(prefix)}"), substitution=_literal(target)
     )
 
 
+def _literal(value: str) -> str:
+    """An RE2 substitution that produces `value` as is: `\\N` in a substitution means capture group N."""
+    return value.replace("\\", "\\\\")
+
+
 def _full_path_rewrite(path: str) -> regex_pb2.RegexMatchAndSubstitute:
-    return regex_pb2.RegexMatchAndSubstitute(pattern=regex_pb2.RegexMatcher(regex="^/.*$"), substitution=path)
+    return regex_pb2.RegexMatchAndSubstitute(
+        pattern=regex_pb2.RegexMatcher(regex="^/.*$"), substitution=_literal(path)
+    )
 
 
 def redirect_action(
@@ -76,8 +83,13 @@ def redirect_action(
 ) -> rc.RedirectAction:
     """GAMMA.md's redirect port rules; the "listener port" of the Gateway spec is the Service port dialed.
 
-    Envoy keeps the request's Host (and any port in it) unless told otherwise, so a port is set only when it
-    must change; a well-known port for the scheme is dropped by Envoy when the host is replaced.
+    What Envoy does (checked against Envoy 1.40): without `port_redirect` it keeps the request's Host, port
+    included (dropping `:80` only when the scheme changes away from http), or uses `host_redirect` as is; with
+    `port_redirect` it always writes that port, even 80 or 443. So a port is set only when it must change, and a
+    well-known port is left out when the host has none: a new `hostname`, or a client that dialed port 80.
+    One case Envoy cannot express: a scheme change (or an explicit well-known port) on a Service port other than
+    80 keeps the host but must drop the client's port, so `Location` carries `:443` (or `:80`) explicitly,
+    which the spec discourages (SHOULD NOT) but which names the same URL.
     """
     out = rc.RedirectAction(response_code=_REDIRECT_CODES[f.status_code])
     if f.scheme:
@@ -164,6 +176,7 @@ def unsupported_filters(
     for f in filters:
         if f.extension_ref:
             out.append(f"ExtensionRef {f.extension_ref.group}/{f.extension_ref.kind} {f.extension_ref.name}")
+        out += _host_header_changes(f)
     for i, fs in enumerate(backend_filters):
         for f in fs:
             if f.extension_ref:
@@ -172,4 +185,22 @@ def unsupported_filters(
                 )
             elif f.request_mirror:
                 out.append(f"backendRefs[{i}] RequestMirror (mirroring is supported on rules only)")
+            out += [f"backendRefs[{i}] {what}" for what in _host_header_changes(f)]
+    return out
+
+
+def _host_header_changes(f: HTTPRouteFilter) -> list[str]:
+    """Header modifiers that touch `Host`. Envoy refuses any route table that adds, sets or removes `host`
+    (":-prefixed or host headers may not be modified"), which would NACK every Service's routes in the view;
+    such a rule answers 500 instead, and the status says to use URLRewrite `hostname`."""
+    out = []
+    for kind, modifier in (
+        ("RequestHeaderModifier", f.request_header_modifier),
+        ("ResponseHeaderModifier", f.response_header_modifier),
+    ):
+        if modifier is None:
+            continue
+        names = [h.name for h in (*modifier.set, *modifier.add)] + list(modifier.remove)
+        if any(n.lower() == "host" for n in names):
+            out.append(f"{kind} on the Host header (use URLRewrite hostname to change Host)")
     return out

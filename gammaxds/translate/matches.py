@@ -49,7 +49,8 @@ def grpc_match(match: GRPCRouteMatch | None) -> rc.RouteMatch:
     elif m.type == "Exact":
         out.safe_regex.regex = f"/[^/]+/{m.method}"
     else:
-        out.safe_regex.regex = f"/{m.service or '[^/]+'}/{m.method or '[^/]+'}"
+        # each part in its own group: `foo|bar` must stay within the service element (Envoy full-matches the path)
+        out.safe_regex.regex = f"/(?:{m.service or '[^/]+'})/(?:{m.method or '[^/]+'})"
     for h in match.headers if match else []:
         out.headers.add(name=h.name.lower(), string_match=_string(h.type, h.value))
     return out

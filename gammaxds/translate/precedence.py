@@ -4,7 +4,12 @@ HTTPRoute: an Exact path first; then a RegularExpression path (ours: regex prece
 we put regexes before prefixes, longer patterns first, so a regex is never shadowed by `/`); then the longest
 PathPrefix; then having a method; then the most header matches; then the most query matches; then the oldest
 route; then `namespace/name`; then rule order; then match order.
-GRPCRoute: the longest service, then the longest method, then the most header matches, then as above.
+GRPCRoute: the longest service, then the longest method, then the most header matches, then as above. Ours
+(regex matches are implementation-specific): an Exact service+method (an exact path) first, then
+RegularExpression matches (longer service pattern, then longer method pattern, first), then the other Exact
+matches by service and method length, then no method match — the same places as Exact, regex and prefix paths
+of HTTPRoute, so a regex never shadows an exact method nor is shadowed by a service-wide match. Among Exact
+matches this is the spec's order wherever two matches can overlap (the same service, or a method-only match).
 """
 
 from __future__ import annotations
@@ -54,7 +59,13 @@ def _grpc_key(m: GRPCRouteMatch | None) -> tuple[Any, ...]:
     method = m.method if m else None
     service_len = len(method.service or "") if method else 0
     method_len = len(method.method or "") if method else 0
-    return (-service_len, -method_len, -len(m.headers) if m else 0)
+    if method is None:
+        rank = 2
+    elif method.type == "RegularExpression":
+        rank = 1  # ranked by pattern length only against other regexes: see the module docstring
+    else:
+        rank = 0 if method.service and method.method else 2
+    return (rank, -service_len, -method_len, -len(m.headers) if m else 0)
 
 
 def precedence_key(rm: RuleMatch) -> tuple[Any, ...]:

@@ -30,6 +30,12 @@ def _direct(status: int) -> rc.DirectResponseAction:
     return rc.DirectResponseAction(status=status)
 
 
+def _unavailable(route: Route) -> int:
+    """The status for traffic no valid backend can take: 500 for HTTPRoute; 503 for GRPCRoute, whose spec asks for
+    gRPC `UNAVAILABLE` — Envoy turns a local 503 into grpc-status 14 (UNAVAILABLE), a 500 into 2 (UNKNOWN)."""
+    return 503 if isinstance(route, GRPCRoute) else 500
+
+
 def _apply_headers(
     target: rc.Route | rc.WeightedCluster.ClusterWeight, filters: Sequence[HTTPRouteFilter]
 ) -> None:
@@ -47,7 +53,8 @@ def _apply_headers(
 def _backend_action(
     world: World, route: Route, backend_refs: Sequence[HTTPBackendRef]
 ) -> rc.RouteAction | None:
-    """Weighted backends; invalid ones keep their share and answer it with 500. None when nothing may get traffic."""
+    """Weighted backends; invalid ones keep their share and answer it with 500 (gRPC: 503). None when nothing may
+    get traffic."""
     weighted: list[tuple[Backend, int, Sequence[HTTPRouteFilter]]] = []
     invalid_weight = 0
     for ref in backend_refs:
@@ -60,9 +67,12 @@ def _backend_action(
             invalid_weight += ref.weight
     if not weighted:
         return None
-    action = rc.RouteAction(
-        cluster_not_found_response_code=rc.RouteAction.INTERNAL_SERVER_ERROR, timeout=_DISABLED
+    not_found = (
+        rc.RouteAction.SERVICE_UNAVAILABLE
+        if _unavailable(route) == 503
+        else rc.RouteAction.INTERNAL_SERVER_ERROR
     )
+    action = rc.RouteAction(cluster_not_found_response_code=not_found, timeout=_DISABLED)
     if len(weighted) == 1 and not invalid_weight and not weighted[0][2]:
         action.cluster = weighted[0][0].cluster
         return action
@@ -96,14 +106,16 @@ def _apply_policies(
         if retry or per_try:
             policy = action.retry_policy
             if retry and retry.codes:
-                policy.retry_on = "retriable-status-codes"
+                # the spec: SHOULD also retry on connection errors when a retry stanza is configured
+                policy.retry_on = "connect-failure,refused-stream,reset,retriable-status-codes"
                 policy.retriable_status_codes.extend(retry.codes)
             elif retry:
                 policy.retry_on = "5xx"
             policy.num_retries.value = (
                 (retry.attempts if retry and retry.attempts is not None else 1) if retry else 0
             )
-            if retry and retry.backoff:
+            if retry and retry.backoff and duration_ms(retry.backoff) > 0:
+                # backoff is a minimum wait; Envoy refuses a zero base interval, and any wait satisfies `0s`
                 policy.retry_back_off.base_interval.CopyFrom(pb_duration(duration_ms(retry.backoff)))
             if per_try:
                 policy.per_try_timeout.CopyFrom(pb_duration(duration_ms(per_try)))
@@ -143,7 +155,7 @@ def rule_route(world: World, rm: RuleMatch, service_port: int) -> rc.Route:
             return out
     action = _backend_action(world, route, backend_refs)
     if action is None:
-        out.direct_response.CopyFrom(_direct(500))
+        out.direct_response.CopyFrom(_direct(_unavailable(route)))
         return out
     _apply_policies(world, action, route, rm, filters)
     out.route.CopyFrom(action)

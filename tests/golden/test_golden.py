@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from gammaxds.envoycheck import validate
-from gammaxds.model import load_paths
+from gammaxds.model import Loaded, parse_text
 from gammaxds.translate import Translator
 from gammaxds.translate.report import default_views, status_report, view_report
 
@@ -22,8 +22,13 @@ def dump(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, width=120, default_flow_style=False)
 
 
+def load_case(case: Path) -> Loaded:
+    """The case's input, with errors naming `in.yaml` rather than this checkout's absolute path."""
+    return parse_text((case / "in.yaml").read_text(), "in.yaml")
+
+
 def outputs(case: Path) -> dict[str, str]:
-    loaded = load_paths([case / "in.yaml"])
+    loaded = load_case(case)
     translation = Translator().load(loaded.world())
     out = {"status.yaml": dump(status_report(translation, loaded))}
     for key in default_views(translation):
@@ -65,7 +70,7 @@ def test_golden(case: str, update_goldens: bool) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_envoy_accepts_every_view(case: str) -> None:
-    loaded = load_paths([HERE / case / "in.yaml"])
+    loaded = load_case(HERE / case)
     translation = Translator().load(loaded.world())
     for key in default_views(translation):
         error = validate(translation.view(key))
