@@ -38,13 +38,23 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
 
+# Envoy refuses a regex whose RE2 program is larger than this (runtime `re2.max_program_size.error_level`).
+ENVOY_MAX_RE2_PROGRAM_SIZE = 100
+
+
 def check_re2(value: str) -> str:
-    """Envoy matches with RE2; a pattern RE2 refuses would make Envoy reject the whole route table."""
+    """Envoy matches with RE2; a pattern it refuses (invalid, or a program too large) would make Envoy reject
+    the whole route table, so such a route is refused here, with the reason, and the rest of the mesh is kept."""
     try:
-        re2.compile(value, _RE2_OPTIONS)
+        compiled = re2.compile(value, _RE2_OPTIONS)
     except re2.error as err:
         reason = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
         raise ValueError(f"{value!r} is not a valid RE2 regular expression: {reason}") from None
+    if compiled.programsize > ENVOY_MAX_RE2_PROGRAM_SIZE:
+        raise ValueError(
+            f"{value!r} is too complex for Envoy: RE2 program size {compiled.programsize} > {ENVOY_MAX_RE2_PROGRAM_SIZE}"
+            " (simplify it, e.g. replace bounded repetitions like {1,40} with +)"
+        )
     return value
 
 

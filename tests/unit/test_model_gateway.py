@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gammaxds.model import GRPCRoute, HTTPRoute
+from gammaxds.model import GRPCRoute, HTTPRoute, parse_text
 
 
 def http_rule(**rule: Any) -> HTTPRoute:
@@ -39,3 +39,22 @@ def test_http_rule_may_have_sixty_four_matches() -> None:
     http_rule(matches=[{"path": {"type": "PathPrefix", "value": "/"}}] * 64)
     with pytest.raises(ValidationError):
         http_rule(matches=[{"path": {"type": "PathPrefix", "value": "/"}}] * 65)
+
+
+def test_regex_envoy_would_refuse_for_size_is_refused_with_the_field() -> None:
+    """RE2 compiles `[a-z0-9]{1,40}` but its program (123) exceeds Envoy's limit (100): Envoy would NACK the
+    whole route table, so the model refuses the route and names the field."""
+    loaded = parse_text(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: items, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: items}]
+  rules:
+  - matches: [{headers: [{name: x-id, type: RegularExpression, value: "[a-z0-9]{1,40}"}]}]
+"""
+    )
+    assert [(e.name, e.field) for e in loaded.errors] == [("items", "spec.rules[0].matches[0].headers[0]")]
+    assert "RE2 program size 123 > 100" in loaded.errors[0].reason
+    assert not loaded.objects
