@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,8 +45,85 @@ class World:
     def __len__(self) -> int:
         return len(self.objects)
 
+    @cached_property
+    def _kinds(self) -> dict[str, dict[tuple[str, str], Object]]:
+        """Objects by kind, each sorted by (namespace, name): one sort for every index."""
+        out: dict[str, dict[tuple[str, str], Object]] = {}
+        for (k, ns, name), o in sorted(self.objects.items(), key=operator.itemgetter(0)):
+            out.setdefault(k, {})[(ns, name)] = o
+        return out
+
     def _of_kind(self, kind: str) -> dict[tuple[str, str], Object]:
-        return {(ns, name): o for (k, ns, name), o in sorted(self.objects.items()) if k == kind}
+        return self._kinds.get(kind, {})
+
+    def diff(self, old: World) -> set[Key]:
+        """Keys whose object is not the very same object in `old` (replaced, added or removed)."""
+        a, b = old.objects, self.objects
+        if len(a) == len(b) and list(a) == list(b):
+            # Same keys in the same order (a source's copy with objects replaced): compare identities in C.
+            return set(itertools.compress(b, map(operator.is_not, a.values(), b.values())))
+        missing = object()
+        changed = {k for k, v in b.items() if a.get(k, missing) is not v}
+        changed.update(a.keys() - b.keys())
+        return changed
+
+    def inherit(self, old: World, changed: set[Key]) -> None:
+        """Seed this World's indexes from `old`'s, patched for the `changed` keys (see `diff`), instead of
+        rebuilding them from every object: what a change costs then follows the change, not the World."""
+        if "_kinds" not in old.__dict__ or "_kinds" in self.__dict__:
+            return
+        kinds = dict(old._kinds)
+        touched: set[str] = set()
+        resort: set[str] = set()
+        for key in changed:
+            kind, ns, name = key
+            if kind not in touched:
+                touched.add(kind)
+                kinds[kind] = dict(kinds.get(kind, {}))
+            obj = self.objects.get(key)
+            if obj is None:
+                kinds[kind].pop((ns, name), None)
+                continue
+            if (ns, name) not in kinds[kind]:
+                resort.add(kind)
+            kinds[kind][(ns, name)] = obj
+        for kind in resort:
+            kinds[kind] = dict(sorted(kinds[kind].items(), key=operator.itemgetter(0)))
+        for kind in touched:
+            if not kinds[kind]:
+                del kinds[kind]
+        self.__dict__["_kinds"] = kinds
+        if "namespaces" in old.__dict__ and all(k in old.objects and k in self.objects for k in changed):
+            self.__dict__["namespaces"] = old.namespaces  # only replacements: the same namespaces
+        if "slices_by_service" not in old.__dict__:
+            return
+        if "EndpointSlice" not in touched:
+            self.__dict__["slices_by_service"] = old.slices_by_service
+            return
+        by_service = dict(old.slices_by_service)
+        changed_slices = [k for k in changed if k[0] == "EndpointSlice"]
+        affected: set[tuple[str, str]] = set()
+        for world in (old, self):
+            for key in changed_slices:
+                s = world.objects.get(key)
+                if isinstance(s, EndpointSlice) and s.service_name:
+                    affected.add((key[1], s.service_name))
+        for ns, service in affected:
+            keep = [
+                s
+                for s in by_service.get((ns, service), [])
+                if ("EndpointSlice", ns, s.metadata.name) not in changed
+            ]
+            for key in changed_slices:
+                s = self.objects.get(key)
+                if key[1] == ns and isinstance(s, EndpointSlice) and s.service_name == service:
+                    keep.append(s)
+            keep.sort(key=lambda s: s.metadata.name)
+            if keep:
+                by_service[(ns, service)] = keep
+            else:
+                by_service.pop((ns, service), None)
+        self.__dict__["slices_by_service"] = by_service
 
     @cached_property
     def services(self) -> dict[tuple[str, str], Service]:

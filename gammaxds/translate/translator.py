@@ -4,6 +4,7 @@ the previous World is returned as the very same message (the snapshot cache then
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Hashable
 from functools import cached_property
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from envoy.config.route.v3 import route_pb2
 
 from ..model import Service, ServicePort, World
 from ..model.gateway import BackendObjectReference
+from ..model.world import Key
 from .binding import Bindings, PortKey, bind_routes
 from .clusters import build_cluster, passthrough_cluster
 from .endpoints import build_load_assignment
@@ -22,7 +24,7 @@ from .routes import build_routes, passthrough_route
 from .services import is_http, parent_problem, proxied_ports
 from .status import RouteStatuses
 from .statuses import route_statuses
-from .view import View, ViewKey
+from .view import ENDPOINT_TYPE, View, ViewKey
 
 T = TypeVar("T")
 
@@ -63,11 +65,24 @@ class Translator:
             name: _Memo()
             for name in ("cluster", "endpoints", "listener", "route_config", "vhost", "proxy", "view")
         }
+        self._last: Translation | None = None
 
     def load(self, world: World) -> Translation:
-        for memo in self.memos.values():
-            memo.next_generation()
-        return Translation(self, world)
+        last = self._last
+        changed: set[Key] | None = None
+        if last is not None:
+            changed = world.diff(last.world)
+            world.inherit(last.world, changed)
+        if last is not None and changed is not None and Translation.endpoints_only(changed):
+            # Only EndpointSlices changed: everything but their ClusterLoadAssignments is reused as is, and
+            # the memos keep their generation (nothing else was looked at, so nothing else may be dropped).
+            translation = Translation(self, world, last, changed)
+        else:
+            for memo in self.memos.values():
+                memo.next_generation()
+            translation = Translation(self, world)
+        self._last = translation
+        return translation
 
     @property
     def built(self) -> int:
@@ -76,11 +91,69 @@ class Translator:
 
 
 class Translation:
-    def __init__(self, translator: Translator, world: World) -> None:
+    def __init__(
+        self,
+        translator: Translator,
+        world: World,
+        previous: Translation | None = None,
+        changed: set[Key] | None = None,
+    ) -> None:
         self.world = world
         self.memos = translator.memos
+        self._views: dict[ViewKey, View] = {}
+        # An endpoints-only successor of `previous`: its views are `previous`'s, with these CLAs replaced.
+        self._previous: Translation | None = None
+        self._changed_endpoints: dict[str, Any] = {}
+        if previous is not None and changed is not None:
+            self._derive(previous, changed)
+            return
         self.bindings: Bindings = bind_routes(world)
         self.consumer_namespaces = self.bindings.consumer_namespaces()
+
+    @staticmethod
+    def endpoints_only(changed: set[Key]) -> bool:
+        return all(kind == "EndpointSlice" for kind, _ns, _name in changed)
+
+    def _derive(self, previous: Translation, changed: set[Key]) -> None:
+        """Only EndpointSlices changed: bindings, status, clusters, listeners and routes do not depend on them
+        (see the memo inputs), so they are the previous translation's; only affected CLAs are rebuilt."""
+        self.bindings = previous.bindings
+        self.consumer_namespaces = previous.consumer_namespaces
+        done = previous.__dict__
+        for name in ("service_ports", "clusters", "frontends", "service_listeners", "statuses"):
+            if name in done:
+                self.__dict__[name] = done[name]
+        if "endpoints" not in done:
+            return
+        self.__dict__["_endpoint_index"] = index = previous._endpoint_index
+        services: set[tuple[str, str]] = set()
+        for world in (previous.world, self.world):
+            for key in changed:
+                s = world.objects.get(key)
+                name = getattr(s, "service_name", None)
+                if name:
+                    services.add((key[1], name))
+        endpoints = list(done["endpoints"])
+        memo = self.memos["endpoints"]
+        for ns, name in sorted(services):
+            service = self.world.services.get((ns, name))
+            if service is None:
+                continue
+            slices = tuple(self.world.slices_by_service.get((ns, name), ()))
+            for p in proxied_ports(service):
+                cname = cluster_name(ns, name, p.port)
+                cla = memo.get(
+                    cname,
+                    (service, *slices),
+                    lambda s=service, p=p, sl=slices: build_load_assignment(s, p, sl),
+                )
+                i = index[cname]
+                if endpoints[i] is not cla:
+                    endpoints[i] = cla
+                    self._changed_endpoints[cname] = cla
+        self.__dict__["endpoints"] = tuple(endpoints)
+        self._previous = previous
+        previous._previous = None  # one step back is all a view needs; older translations are freed
 
     # --- view-independent resources ---------------------------------------------------------------------
 
@@ -108,6 +181,10 @@ class Translation:
                 memo.get(name, (s, *slices), lambda s=s, p=p, sl=slices: build_load_assignment(s, p, sl))
             )
         return tuple(sorted(out, key=lambda c: c.cluster_name))
+
+    @cached_property
+    def _endpoint_index(self) -> dict[str, int]:
+        return {cla.cluster_name: i for i, cla in enumerate(self.endpoints)}
 
     @cached_property
     def frontends(self) -> list[tuple[Service, ServicePort, str]]:
@@ -195,6 +272,32 @@ class Translation:
     # --- views ------------------------------------------------------------------------------------------
 
     def view(self, key: ViewKey) -> View:
+        view = self._views.get(key)
+        if view is None:
+            view = self._derived_view(key) or self._view(key)
+            self._views[key] = view
+        return view
+
+    def _derived_view(self, key: ViewKey) -> View | None:
+        """The previous translation's view of `key` with the rebuilt CLAs swapped in, or None."""
+        previous = self._previous
+        old = previous._views.get(key) if previous is not None else None
+        # Every view of `previous` holds its endpoints (built from them, or memoised on their identity).
+        if old is None or previous is None or len(old.endpoints) != len(previous.endpoints):
+            return None
+        if not self._changed_endpoints:
+            return old
+        view = copy.copy(old)
+        by_type = dict(old.by_type)
+        by_type[ENDPOINT_TYPE] = {**by_type[ENDPOINT_TYPE], **self._changed_endpoints}
+        object.__setattr__(view, "endpoints", self.endpoints)
+        object.__setattr__(view, "by_type", by_type)
+        # For the snapshot encoder: what differs from `old` (its snapshot is patched instead of rebuilt).
+        object.__setattr__(view, "derived_from", (old, {ENDPOINT_TYPE: frozenset(self._changed_endpoints)}))
+        object.__setattr__(old, "derived_from", None)  # no chains: only the latest step is kept
+        return view
+
+    def _view(self, key: ViewKey) -> View:
         if key.capture == "proxy":
             return self._proxy_view(key)
         shared = key.namespace not in self.consumer_namespaces

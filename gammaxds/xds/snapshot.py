@@ -8,7 +8,19 @@ from dataclasses import dataclass, field
 from google.protobuf.message import Message
 
 from gammaxds.translate.view import PUSH_ORDER, View, ViewKey
-from gammaxds.xds.resources import Resource, encode, state_version
+from gammaxds.xds.resources import Resource, encode
+
+MASK = (1 << 64) - 1
+
+
+def _item_hash(type_url: str, name: str, version: str) -> int:
+    return hash((type_url, name, version)) & MASK
+
+
+def _digest(total: int) -> str:
+    """The content digest: a sum of per-resource hashes, so a patched snapshot updates it in O(changes).
+    Compared only within one process (`same_content`), so Python's per-process string hash is fine."""
+    return f"{total & MASK:016x}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,23 +50,60 @@ class Encoder:
         self._by_content: dict[tuple[str, str], Resource] = {}
         self._by_view: dict[int, tuple[View, Snapshot]] = {}
         self.serialised = 0  # how many messages were serialised: lets tests prove reuse
+        # Entries added since the last full `retain`, against the live count then: retain is amortised.
+        self._added = 0
+        self._live = 0
+        self._live_snapshots = -1
 
     def snapshot(self, view: View, updated_at: float) -> Snapshot:
         known = self._by_view.get(id(view))
         if known is not None and known[0] is view:
             return known[1]
+        hint = view.__dict__.get("derived_from")
+        if hint is not None:
+            base = self._by_view.get(id(hint[0]))
+            if base is not None and base[0] is hint[0]:
+                return self._remember(view, self._patched(view, base[1], hint[1], updated_at))
         resources: dict[str, dict[str, Resource]] = {}
         for type_url in PUSH_ORDER:
             resources[type_url] = {
                 name: self._resource(type_url, name, msg)
                 for name, msg in sorted(view.by_type[type_url].items())
             }
-        digest = state_version(
-            (f"{t}|{name}", r.version) for t, by_name in resources.items() for name, r in by_name.items()
+        total = sum(
+            _item_hash(t, name, r.version) for t, by_name in resources.items() for name, r in by_name.items()
         )
-        snap = Snapshot(view, resources, updated_at, digest)
+        return self._remember(view, Snapshot(view, resources, updated_at, _digest(total)))
+
+    def _remember(self, view: View, snap: Snapshot) -> Snapshot:
         self._by_view[id(view)] = (view, snap)
+        self._added += 1
         return snap
+
+    def _patched(
+        self, view: View, base: Snapshot, changed: Mapping[str, frozenset[str]], updated_at: float
+    ) -> Snapshot:
+        """`base` with the `changed` names of each type re-read from `view` (the translator says which)."""
+        resources = dict(base.resources)
+        total = int(base.digest, 16)
+        for type_url, names in changed.items():
+            by_name = dict(resources[type_url])
+            messages = view.by_type[type_url]
+            added = False
+            for name in names:
+                old = by_name.get(name)
+                if old is not None:
+                    total -= _item_hash(type_url, name, old.version)
+                msg = messages.get(name)
+                if msg is None:
+                    if old is not None:
+                        del by_name[name]
+                    continue
+                res = by_name[name] = self._resource(type_url, name, msg)
+                total += _item_hash(type_url, name, res.version)
+                added = added or old is None
+            resources[type_url] = dict(sorted(by_name.items())) if added else by_name
+        return Snapshot(view, resources, updated_at, _digest(total))
 
     def _resource(self, type_url: str, name: str, msg: Message) -> Resource:
         known = self._by_identity.get(id(msg))
@@ -64,10 +113,16 @@ class Encoder:
         self.serialised += 1
         shared = self._by_content.setdefault((type_url, fresh.version), fresh)
         self._by_identity[id(msg)] = (msg, shared)
+        self._added += 1
         return shared
 
     def retain(self, snapshots: list[Snapshot]) -> None:
-        """Forget everything not used by these snapshots, so memory follows the live views only."""
+        """Forget everything not used by these snapshots, so memory follows the live views only.
+
+        Amortised: a full sweep costs every live resource, so it runs when the set of snapshots changes or
+        the entries added since the last sweep reach half of what was live then (memory stays within 1.5x)."""
+        if len(snapshots) == self._live_snapshots and 2 * self._added < self._live:
+            return
         by_identity: dict[int, tuple[Message, Resource]] = {}
         by_content: dict[tuple[str, str], Resource] = {}
         by_view: dict[int, tuple[View, Snapshot]] = {}
@@ -78,6 +133,7 @@ class Encoder:
                     by_identity[id(res.message)] = (res.message, res)
                     by_content[(res.type_url, res.version)] = res
         self._by_identity, self._by_content, self._by_view = by_identity, by_content, by_view
+        self._added, self._live, self._live_snapshots = 0, len(by_identity) + len(by_view), len(snapshots)
 
 
 def same_content(a: Snapshot | None, b: Snapshot) -> bool:

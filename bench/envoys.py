@@ -1,0 +1,185 @@
+"""Real Envoy: K proxy-mode sidecars on one control plane (S = 1,000 plus three bench Services), and the time from
+a change (a route's backend, or an endpoint) until every sidecar routes by it, polled through each sidecar.
+
+`bench-front.ns-0` has no endpoints of its own; its HTTPRoute sends everything to `bench-a` or `bench-b`, whose
+EndpointSlices point at echo backends on 127.0.0.1 that answer with their name (a, b or c).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from gammaxds.bootstrap import bootstrap
+from gammaxds.demo.app import EchoApp, make_server
+from gammaxds.testing.envoy_process import Envoy, free_port
+
+from .proc import Worker
+from .report import Figures
+
+SERVICES, QUICK_SERVICES = 1_000, 200
+SIDECARS, QUICK_SIDECARS = 10, 2
+REPS, QUICK_REPS = 3, 1
+HOST = "bench-front.ns-0"
+
+
+def _service(name: str, ip: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "ns-0"},
+        "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }
+
+
+def _slice(service: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{service}-0",
+            "namespace": "ns-0",
+            "labels": {"kubernetes.io/service-name": service},
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": port}],
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+    }
+
+
+def _route(backend: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "bench-front", "namespace": "ns-0"},
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "bench-front", "port": 80}],
+            "rules": [{"backendRefs": [{"name": backend, "port": 80}]}],
+        },
+    }
+
+
+def _answer(conn: http.client.HTTPConnection) -> str:
+    conn.request("GET", "/", headers={"Host": HOST})
+    response = conn.getresponse()
+    body = response.read()
+    if response.status != 200:
+        return f"status {response.status}"
+    return str(json.loads(body).get("service", ""))
+
+
+def wait_all(ports: list[int], expect: str, timeout: float = 60.0) -> list[float | None]:
+    """Poll every sidecar (one thread each, keep-alive) until it answers `expect`; the monotonic time it did."""
+    out: list[float | None] = [None] * len(ports)
+
+    def poll(i: int) -> None:
+        deadline = time.monotonic() + timeout
+        conn = http.client.HTTPConnection("127.0.0.1", ports[i], timeout=5)
+        while time.monotonic() < deadline:
+            try:
+                if _answer(conn) == expect:
+                    out[i] = time.monotonic()
+                    break
+            except (OSError, http.client.HTTPException, ValueError):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", ports[i], timeout=5)
+            time.sleep(0.002)
+        conn.close()
+
+    threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(len(ports))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def run(figs: Figures, quick: bool) -> None:
+    services, count, reps = (
+        (QUICK_SERVICES, QUICK_SIDECARS, QUICK_REPS) if quick else (SERVICES, SIDECARS, REPS)
+    )
+    print(f"real Envoy: {count} sidecars, S={services} ...", flush=True)
+    echoes = {}
+    for name in "abc":
+        server = make_server(EchoApp(name), "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        echoes[name] = server
+    port = {name: int(s.server_address[1]) for name, s in echoes.items()}
+    extra = [
+        _service("bench-front", "10.111.0.1"),
+        _service("bench-a", "10.111.0.2"),
+        _service("bench-b", "10.111.0.3"),
+        _slice("bench-a", port["a"]),
+        _slice("bench-b", port["b"]),
+        _route("bench-a"),
+    ]
+    envoys: list[Envoy] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="gammaxds-bench-") as tmp,
+        Worker("bench.cpserver", str(services), json.dumps(extra)) as server,
+    ):
+        try:
+            target = server.call_first_line()["target"]
+            outbound = []
+            started = time.monotonic()
+            for i in range(count):
+                outbound.append(free_port())
+                config = bootstrap(
+                    f"bench-{i}",
+                    f"ns-{1 + i % 9}",
+                    xds_address=target,
+                    capture="proxy",
+                    outbound_address=f"127.0.0.1:{outbound[-1]}",
+                    delta=i % 2 == 0,  # half delta, half SotW
+                )
+                envoys.append(Envoy(config, Path(tmp), name=f"bench-{i}").start(log_level="warning"))
+            for envoy in envoys:
+                envoy.wait_ready(timeout=180)
+            first = wait_all(outbound, "a", timeout=120)
+            if any(t is None for t in first):
+                raise RuntimeError("not every sidecar routes to bench-a:\n" + envoys[0].logs()[-3000:])
+            figs.fig(
+                "envoy",
+                f"{count} sidecars, S={services:,}: start until all route",
+                time.monotonic() - started,
+                "s",
+                note="half delta, half SotW",
+            )
+            steps = [("route", "b", _route("bench-b")), ("endpoint", "c", _slice("bench-b", port["c"]))]
+            back = [("route", "a", _route("bench-a")), ("endpoint", "b", _slice("bench-b", port["b"]))]
+            results: dict[str, list[tuple[float, float]]] = {"route": [], "endpoint": []}
+            for rep in range(reps):
+                for kind, expect, raw in steps:
+                    t0 = server.call("put", raw=raw)["t0"]
+                    got = wait_all(outbound, expect)
+                    if any(t is None for t in got):
+                        raise RuntimeError(f"{kind} change did not reach every sidecar")
+                    ms = sorted((t - t0) * 1000 for t in got if t is not None)
+                    results[kind].append((statistics.median(ms), ms[-1]))
+                if rep < reps - 1:
+                    for kind, expect, raw in reversed(back):
+                        server.call("put", raw=raw)
+                        if kind == "route":
+                            wait_all(outbound, expect)
+                    time.sleep(0.5)
+            for kind, label in (
+                ("route", "route change (backend a -> b)"),
+                ("endpoint", "endpoint change (b -> c)"),
+            ):
+                med = statistics.median(r[0] for r in results[kind])
+                worst = statistics.median(r[1] for r in results[kind])
+                note = f"median of {reps}" if reps > 1 else ""
+                figs.fig("envoy", f"{count} sidecars: {label} -> all route by it", worst, "ms", note=note)
+                figs.fig("envoy", f"{count} sidecars: {label} -> median sidecar", med, "ms", note=note)
+        finally:
+            for envoy in envoys:
+                envoy.stop()
+            for s in echoes.values():
+                s.shutdown()
+                s.server_close()

@@ -1,0 +1,139 @@
+"""Fan-out: one endpoint change reaching N ADS streams held by a separate load-generator process.
+
+Per protocol (SotW, delta), a fresh control-plane process (`bench.cpserver`, S = 1,000) and a fresh load
+generator (`bench.loadgen`); streams are added level by level (N = 100, 1,000, 2,000). Figures: time from the change being published (the source's `publish`, so the
+cache's 100 ms debounce is included) until each stream received the new ClusterLoadAssignment; control-plane
+CPU seconds for the change (from /proc of the server process); memory per stream at steady state (RSS with N
+streams minus RSS with the same views computed and no stream, over N); idle CPU over 5 s with N connected; for
+delta, bytes and resources received per stream for the change.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from gammaxds.translate.names import cluster_name
+
+from .proc import Worker, cpu_seconds, rss_bytes
+from .report import Figures, at_most
+
+SERVICES, QUICK_SERVICES = 1_000, 200
+STREAMS, QUICK_STREAMS = (100, 1_000, 2_000), (10, 50)
+NAMESPACES = [f"ns-{i}" for i in range(10)]
+P99_TARGETS_MS = {1_000: 500, 2_000: 1_000}
+# Changes measured per level (the median is reported): fewer at big N, where each takes seconds.
+CHANGES = {10: 3, 50: 3, 100: 3}
+CONNECT_TIMEOUT_S = 420.0
+IDLE_S = 5.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def one_protocol(figs: Figures, services: int, levels: tuple[int, ...], protocol: str, idle: float) -> None:
+    """One control plane and one load generator; streams are added level by level (100, then 900 more...),
+    and every figure of a level is taken with exactly that many streams connected and synced."""
+    with Worker("bench.cpserver", str(services)) as server:
+        target = server.call_first_line()["target"]
+        server.call("track", namespaces=NAMESPACES)
+        server.call("gc")
+        time.sleep(1.0)
+        rss0 = rss_bytes(server.pid)
+        with Worker("bench.loadgen", target, protocol) as load:
+            for n in levels:
+                print(f"fan-out {protocol} N={n} S={services} ...", flush=True)
+                one_level(figs, server, load, n, protocol, idle, rss0)
+
+
+def one_level(
+    figs: Figures, server: Worker, load: Worker, n: int, protocol: str, idle: float, rss0: int
+) -> None:
+    label = f"{protocol} N={n:,}"
+    connected = load.call("connect", n=n, namespaces=NAMESPACES, timeout=CONNECT_TIMEOUT_S)
+    figs.fig("fan-out", f"{label}: connect and sync (streams added at this level)", connected["seconds"], "s")
+    server.call("gc")
+    time.sleep(2.0)
+    per_stream = (rss_bytes(server.pid) - rss0) / n
+    figs.fig(
+        "fan-out",
+        f"{label}: memory per stream (steady RSS - 0-stream RSS)",
+        per_stream / 1024,
+        "KB",
+        at_most(100, "<= 100 KB"),
+    )
+    cpu0 = cpu_seconds(server.pid)
+    time.sleep(idle)
+    figs.fig(
+        "fan-out",
+        f"{label}: idle CPU over {idle:g} s",
+        cpu_seconds(server.pid) - cpu0,
+        "s",
+        at_most(0.05 * idle / 5, "~0 (<= 1%)"),
+    )
+    changes = CHANGES.get(n, 1)
+    p50s, p99s, maxes, cpus, byte_counts, resource_counts, missing = [], [], [], [], [], [], 0
+    for i in range(changes):
+        service = 10 * i + 3
+        ns = f"ns-{service % 10}"
+        load.call("arm", cluster=cluster_name(ns, f"svc-{service}", 80))
+        cpu0 = cpu_seconds(server.pid)
+        t0 = server.call("endpoint_change", service=service)["t0"]
+        got = load.call("collect", timeout=120)
+        cpus.append(cpu_seconds(server.pid) - cpu0)
+        latencies = [(t - t0) * 1000 for t in got["times"]]
+        missing += got["missing"]
+        if latencies:
+            p50s.append(percentile(latencies, 0.5))
+            p99s.append(percentile(latencies, 0.99))
+            maxes.append(max(latencies))
+        byte_counts.append(statistics.median(got["bytes"]))
+        resource_counts.append(max(got["resources"]))
+    p99_target = P99_TARGETS_MS.get(n)
+    note = (f"median of {changes} changes; " if changes > 1 else "") + "incl. 100 ms debounce"
+    if missing:
+        note += f"; {missing} stream-changes never arrived"
+    figs.fig(
+        "fan-out",
+        f"{label}: change -> received, p50",
+        statistics.median(p50s) if p50s else None,
+        "ms",
+        note=note,
+    )
+    figs.fig(
+        "fan-out",
+        f"{label}: change -> received, p99",
+        statistics.median(p99s) if p99s else None,
+        "ms",
+        at_most(p99_target, f"<= {p99_target} ms") if p99_target else None,
+    )
+    figs.fig(
+        "fan-out",
+        f"{label}: change -> received, max",
+        statistics.median(maxes) if maxes else None,
+        "ms",
+    )
+    figs.fig("fan-out", f"{label}: control-plane CPU for one change", statistics.median(cpus), "s")
+    if protocol == "delta":
+        figs.fig(
+            "fan-out",
+            f"{label}: bytes received per stream for one change",
+            statistics.median(byte_counts),
+            "B",
+        )
+        # The changed EndpointSlice feeds both ports of its Service: 2 ClusterLoadAssignments.
+        figs.fig(
+            "fan-out",
+            f"{label}: resources sent per stream for one change",
+            max(resource_counts),
+            "",
+            at_most(2, "one CLA per port of the Service (2)"),
+        )
+
+
+def run(figs: Figures, quick: bool, protocols: tuple[str, ...] = ("sotw", "delta")) -> None:
+    services = QUICK_SERVICES if quick else SERVICES
+    for protocol in protocols:
+        one_protocol(figs, services, QUICK_STREAMS if quick else STREAMS, protocol, 1.0 if quick else IDLE_S)
