@@ -7,9 +7,13 @@ kernel maps locally generated packets to 127.0.0.1, and keeps the original desti
 pod IPs (Service backends) goes out untouched.
 
 Why no uid/gid exclusion for Envoy (Istio excludes uid 1337): Envoy sends to endpoints, which are pod IPs,
-outside the Service CIDR, so its own traffic never matches and cannot loop. This holds as long as the Service
-CIDR is disjoint from pod IPs and the xDS server address; `validate_cidr` refuses loopback overlaps, the one
-mistake that would capture Envoy's own listener and admin traffic.
+outside the Service CIDR, so its routed traffic never matches. The one connection Envoy could send back into
+the Service CIDR is a passthrough of a captured address that has no Service listener; for a known cluster IP
+on a port its Service lacks, the sidecar's `virtualOutbound` closes the connection instead (it would loop).
+An address in the Service CIDR that belongs to no Service at all is still passed through, and is captured
+again until Envoy gives up: dialing such an address is an error in any cluster. All this holds as long as
+the Service CIDR is disjoint from pod IPs and the xDS server address; `validate_cidr` refuses loopback
+overlaps, the one mistake that would capture Envoy's own listener and admin traffic.
 
 Everything lives in one named chain so `apply` is idempotent (flush and refill our chain, add the jump only
 when missing) and `remove` is complete (delete every jump, flush, delete the chain).

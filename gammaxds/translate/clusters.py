@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from ..model import Service, ServicePort
-from .names import PASSTHROUGH_CLUSTER, cluster_name
+from .names import BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, cluster_name
 from .protos import (
     ads_source,
     cluster_pb2,
@@ -54,11 +56,24 @@ def build_cluster(service: Service, port: ServicePort) -> cluster_pb2.Cluster:
     return cluster
 
 
+@cache
 def passthrough_cluster() -> cluster_pb2.Cluster:
-    """Connections to destinations that are no Service port go where they were going (pod IPs, the world)."""
+    """Connections to destinations that are no Service port go where they were going (pod IPs, the world).
+
+    Constant: built once per process and shared by every view."""
     return cluster_pb2.Cluster(
         name=PASSTHROUGH_CLUSTER,
         type=cluster_pb2.Cluster.ORIGINAL_DST,
         lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED,
+        connect_timeout=duration_ms(CONNECT_TIMEOUT_MS),
+    )
+
+
+@cache
+def blackhole_cluster() -> cluster_pb2.Cluster:
+    """No endpoints: a connection sent here is closed at once (a cluster IP dialed on a port it does not have)."""
+    return cluster_pb2.Cluster(
+        name=BLACKHOLE_CLUSTER,
+        type=cluster_pb2.Cluster.STATIC,
         connect_timeout=duration_ms(CONNECT_TIMEOUT_MS),
     )

@@ -8,8 +8,11 @@ to its original destination. Proxy: one HTTP listener at the sidecar's outbound 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..model import Service, ServicePort
 from .names import (
+    BLACKHOLE_CLUSTER,
     PASSTHROUGH_CLUSTER,
     PROXY_LISTENER,
     PROXY_ROUTE_CONFIG,
@@ -19,6 +22,7 @@ from .names import (
     service_listener_name,
 )
 from .protos import (
+    address_pb2,
     ads_source,
     base_pb2,
     cors_pb2,
@@ -60,8 +64,15 @@ def tcp_proxy(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter:
     )
 
 
-def virtual_outbound_listener() -> listener_pb2.Listener:
-    return listener_pb2.Listener(
+def _host_range(ip: str) -> address_pb2.CidrRange:
+    return address_pb2.CidrRange(address_prefix=ip, prefix_len={"value": 128 if ":" in ip else 32})
+
+
+def virtual_outbound_listener(cluster_ips: Sequence[str]) -> listener_pb2.Listener:
+    """Captured connections are handed to the listener of the dialed cluster IP and port. A cluster IP dialed
+    on a port its Service does not have is closed here: passing it through would dial the same captured
+    address again and loop back into this listener. Anything else passes through to where it was going."""
+    listener = listener_pb2.Listener(
         name=VIRTUAL_OUTBOUND_LISTENER,
         address=socket_address("0.0.0.0", CAPTURE_PORT),
         use_original_dst={"value": True},
@@ -76,6 +87,15 @@ def virtual_outbound_listener() -> listener_pb2.Listener:
             name="passthrough", filters=[tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)]
         ),
     )
+    if cluster_ips:
+        listener.filter_chains.add(
+            name="cluster-ip-without-port",
+            filter_chain_match=listener_components_pb2.FilterChainMatch(
+                prefix_ranges=[_host_range(ip) for ip in sorted(set(cluster_ips))]
+            ),
+            filters=[tcp_proxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER)],
+        )
+    return listener
 
 
 def service_listener(service: Service, port: ServicePort, cluster_ip: str) -> listener_pb2.Listener:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
+BLACKHOLE_CLUSTER = "BlackHoleCluster"
 VIRTUAL_OUTBOUND_LISTENER = "virtualOutbound"
 PROXY_LISTENER = "outbound_proxy"
 PROXY_ROUTE_CONFIG = "outbound_proxy"

@@ -15,7 +15,7 @@ from ..model import Service, ServicePort, World
 from ..model.gateway import BackendObjectReference
 from ..model.world import Key
 from .binding import Bindings, PortKey, bind_routes
-from .clusters import build_cluster, passthrough_cluster
+from .clusters import blackhole_cluster, build_cluster, passthrough_cluster
 from .endpoints import build_load_assignment
 from .listeners import proxy_listener, service_listener, virtual_outbound_listener
 from .names import PROXY_ROUTE_CONFIG, cluster_name, route_config_name
@@ -120,7 +120,14 @@ class Translation:
         self.bindings = previous.bindings
         self.consumer_namespaces = previous.consumer_namespaces
         done = previous.__dict__
-        for name in ("service_ports", "clusters", "frontends", "service_listeners", "statuses"):
+        for name in (
+            "service_ports",
+            "clusters",
+            "frontends",
+            "service_listeners",
+            "virtual_outbound",
+            "statuses",
+        ):
             if name in done:
                 self.__dict__[name] = done[name]
         if "endpoints" not in done:
@@ -203,6 +210,15 @@ class Translation:
             for s, p, ip in self.frontends
         ]
         return tuple(out)
+
+    @cached_property
+    def virtual_outbound(self) -> Any:
+        frontends = tuple(s for s, _p, _ip in self.frontends)
+        return self.memos["listener"].get(
+            "virtualOutbound",
+            frontends,
+            lambda: virtual_outbound_listener([ip for _s, _p, ip in self.frontends]),
+        )
 
     @cached_property
     def statuses(self) -> RouteStatuses:
@@ -304,14 +320,14 @@ class Translation:
         view_key = ("transparent", "" if shared else key.namespace)
         frontends = [(s, p) for s, p, _ip in self.frontends if is_http(p)]
         configs = tuple(self.route_config(s, p, key.namespace) for s, p in frontends)
-        listeners = tuple(
-            sorted((virtual_outbound_listener_shared(), *self.service_listeners), key=lambda lis: lis.name)
-        )
+        listeners = tuple(sorted((self.virtual_outbound, *self.service_listeners), key=lambda lis: lis.name))
         return self.memos["view"].get(
             view_key,
             (*self.clusters, *self.endpoints, *listeners, *configs),
             lambda: View(
-                clusters=tuple(sorted((*self.clusters, passthrough_cluster_shared()), key=lambda c: c.name)),
+                clusters=tuple(
+                    sorted((*self.clusters, passthrough_cluster(), blackhole_cluster()), key=lambda c: c.name)
+                ),
                 endpoints=self.endpoints,
                 listeners=listeners,
                 routes=tuple(sorted(configs, key=lambda r: r.name)),
@@ -359,22 +375,6 @@ def proxy_domains(service: Service, port: int, cluster_ip: str, local: bool) -> 
     if port == 80:
         out += hosts
     return out
-
-
-_SHARED: dict[str, Any] = {}
-
-
-def virtual_outbound_listener_shared() -> Any:
-    """Constant resources are built once per process and shared by every view."""
-    if "listener" not in _SHARED:
-        _SHARED["listener"] = virtual_outbound_listener()
-    return _SHARED["listener"]
-
-
-def passthrough_cluster_shared() -> Any:
-    if "cluster" not in _SHARED:
-        _SHARED["cluster"] = passthrough_cluster()
-    return _SHARED["cluster"]
 
 
 def translate_view(world: World, key: ViewKey) -> View:
