@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import yaml
 
-from .translate.status import DEFAULT_CONTROLLER
+from .model.status import DEFAULT_CONTROLLER
 from .translate.view import CAPTURES, DEFAULT_OUTBOUND
 
 DEFAULT_XDS = "127.0.0.1:18000"

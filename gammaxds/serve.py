@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import World
+from .model.status import DEFAULT_CONTROLLER
 from .sources.base import Source
 from .translate import Translation, Translator, View, ViewKey
-from .translate.status import DEFAULT_CONTROLLER
 from .xds import SnapshotCache
 
 log = logging.getLogger("gammaxds")

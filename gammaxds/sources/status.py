@@ -18,7 +18,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from ..model import World
 from ..model.gateway import GATEWAY_GROUP
-from ..translate.status import DEFAULT_CONTROLLER, RouteKey, RouteStatuses
+from ..model.status import DEFAULT_CONTROLLER, RouteKey, RouteStatuses
 from .kubeclient import Backoff, call_json
 
 log = logging.getLogger(__name__)

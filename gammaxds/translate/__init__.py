@@ -1,6 +1,6 @@
 """World → views: pure translation of Kubernetes objects into Envoy resources, and route status."""
 
-from .status import RouteStatuses
+from ..model.status import RouteStatuses
 from .translator import Translation, Translator, translate_status, translate_view
 from .view import View, ViewKey
 

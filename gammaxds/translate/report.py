@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Loaded
+from ..model.status import DEFAULT_CONTROLLER
 from .render import view_to_dict
-from .status import DEFAULT_CONTROLLER
 from .translator import Translation
 from .view import CAPTURES, Capture, ViewKey
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..model import GRPCRoute, HTTPRoute, Route, World
+from ..model.status import Condition, ParentStatus, RouteStatuses
 from .backends import resolve_backend
 from .binding import Bindings, ParentResult
 from .filters import unsupported_filters
-from .status import Condition, ParentStatus, RouteStatuses
 
 
 def _backend_problems(world: World, route: Route) -> list[tuple[str, str]]:

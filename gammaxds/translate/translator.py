@@ -13,6 +13,7 @@ from envoy.config.route.v3 import route_pb2
 
 from ..model import Service, ServicePort, World
 from ..model.gateway import BackendObjectReference
+from ..model.status import RouteStatuses
 from ..model.world import Key
 from .binding import Bindings, PortKey, bind_routes
 from .clusters import blackhole_cluster, build_cluster, passthrough_cluster
@@ -22,7 +23,6 @@ from .names import PROXY_ROUTE_CONFIG, cluster_name, route_config_name
 from .protos import route_components_pb2 as rc
 from .routes import build_routes, passthrough_route
 from .services import is_http, parent_problem, proxied_ports
-from .status import RouteStatuses
 from .statuses import route_statuses
 from .view import ENDPOINT_TYPE, View, ViewKey
 

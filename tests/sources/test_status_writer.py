@@ -11,10 +11,10 @@ from fakekube import FakeKube
 from kubernetes_asyncio import client
 
 from gammaxds.model import ParentReference
+from gammaxds.model.status import Condition, ParentStatus, RouteStatuses
 from gammaxds.sources.kubernetes import KubernetesSource
 from gammaxds.sources.status import StatusUpdater, StatusWriter
 from gammaxds.translate import translate_status
-from gammaxds.translate.status import Condition, ParentStatus, RouteStatuses
 
 from .objects import http_route, mesh
 

@@ -1,11 +1,12 @@
-"""Route status as the translator computes it: one entry per Service parentRef, GAMMA.md's conditions."""
+"""Route status as the translator computes it and the status writer writes it: one entry per Service parentRef,
+with GAMMA.md's conditions. Plain data about model objects, so every stage may use it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..model.gateway import ParentReference
+from .gateway import ParentReference
 
 DEFAULT_CONTROLLER = "gammaxds.io/mesh"
 RouteKey = tuple[str, str, str]  # kind, namespace, name
