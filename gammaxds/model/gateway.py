@@ -369,11 +369,26 @@ class HTTPRouteRetry(K8sModel):
     backoff: Duration | None = None
 
 
+class CookieConfig(K8sModel):
+    lifetime_type: Literal["Permanent", "Session"] = "Session"
+
+
 class SessionPersistence(K8sModel):
     session_name: Annotated[str, Field(max_length=128)] | None = None
     absolute_timeout: Duration | None = None
     idle_timeout: Duration | None = None
     type: Literal["Cookie", "Header"] = "Cookie"
+    cookie_config: CookieConfig | None = None
+
+    @model_validator(mode="after")
+    def _permanent_needs_timeout(self) -> SessionPersistence:
+        if (
+            self.cookie_config
+            and self.cookie_config.lifetime_type == "Permanent"
+            and not self.absolute_timeout
+        ):
+            raise ValueError("absoluteTimeout must be specified when cookieConfig.lifetimeType is Permanent")
+        return self
 
 
 class HTTPRouteRule(K8sModel):

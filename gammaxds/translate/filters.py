@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from google.protobuf.message import Message
+
+from ..model import duration_ms
 from ..model.gateway import (
     HTTPCORSFilter,
     HTTPHeaderFilter,
@@ -13,9 +16,25 @@ from ..model.gateway import (
     HTTPRequestRedirectFilter,
     HTTPRouteFilter,
     HTTPRouteMatch,
+    SessionPersistence,
 )
 from .matches import normalized_prefix
-from .protos import base_pb2, cors_pb2, percent_pb2, regex_pb2, string_exact, string_pb2, string_regex
+from .protos import (
+    base_pb2,
+    cookie_state_pb2,
+    cors_pb2,
+    extension_pb2,
+    header_state_pb2,
+    http_cookie_pb2,
+    packed,
+    percent_pb2,
+    regex_pb2,
+    stateful_session_pb2,
+    string_exact,
+    string_pb2,
+    string_regex,
+)
+from .protos import duration_ms as pb_duration
 from .protos import route_components_pb2 as rc
 
 _WELL_KNOWN = {"http": 80, "https": 443}
@@ -204,3 +223,28 @@ def _host_header_changes(f: HTTPRouteFilter) -> list[str]:
         if any(n.lower() == "host" for n in names):
             out.append(f"{kind} on the Host header (use URLRewrite hostname to change Host)")
     return out
+
+
+DEFAULT_SESSION_COOKIE = "gammaxds-session"
+DEFAULT_SESSION_HEADER = "x-gammaxds-session"
+
+
+def session_policy(sp: SessionPersistence) -> stateful_session_pb2.StatefulSessionPerRoute:
+    """Session persistence with Envoy's stateful session filter: the upstream host is remembered in a cookie
+    (`absoluteTimeout` is its lifetime; a Session cookie has none) or in a header the client echoes back.
+    `idleTimeout` has no Envoy equivalent; the route status says so."""
+    if sp.type == "Header":
+        name = "envoy.http.stateful_session.header"
+        state: Message = header_state_pb2.HeaderBasedSessionState(
+            name=sp.session_name or DEFAULT_SESSION_HEADER
+        )
+    else:
+        name = "envoy.http.stateful_session.cookie"
+        cookie = http_cookie_pb2.Cookie(name=sp.session_name or DEFAULT_SESSION_COOKIE, path="/")
+        if sp.absolute_timeout:
+            cookie.ttl.CopyFrom(pb_duration(duration_ms(sp.absolute_timeout)))
+        state = cookie_state_pb2.CookieBasedSessionState(cookie=cookie)
+    session = stateful_session_pb2.StatefulSession(
+        session_state=extension_pb2.TypedExtensionConfig(name=name, typed_config=packed(state))
+    )
+    return stateful_session_pb2.StatefulSessionPerRoute(stateful_session=session)

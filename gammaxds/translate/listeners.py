@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from ..model import Service, ServicePort
 from .names import (
     BLACKHOLE_CLUSTER,
+    CORS_FILTER,
     PASSTHROUGH_CLUSTER,
     PROXY_LISTENER,
     PROXY_ROUTE_CONFIG,
+    STATEFUL_SESSION_FILTER,
     VIRTUAL_OUTBOUND_LISTENER,
     cluster_name,
     route_config_name,
@@ -33,6 +35,7 @@ from .protos import (
     packed,
     router_pb2,
     socket_address,
+    stateful_session_pb2,
     tcp_proxy_pb2,
 )
 from .services import is_http
@@ -50,7 +53,11 @@ def http_connection_manager(stat_prefix: str, route_config: str) -> listener_com
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
         rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route_config),
         http_filters=[
-            hcm_pb2.HttpFilter(name="envoy.filters.http.cors", typed_config=packed(cors_pb2.Cors())),
+            hcm_pb2.HttpFilter(name=CORS_FILTER, typed_config=packed(cors_pb2.Cors())),
+            # No session state here: it is enabled per route (sessionPersistence), and is a no-op elsewhere.
+            hcm_pb2.HttpFilter(
+                name=STATEFUL_SESSION_FILTER, typed_config=packed(stateful_session_pb2.StatefulSession())
+            ),
             hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=packed(router_pb2.Router())),
         ],
         upgrade_configs=[hcm_pb2.HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],

@@ -8,6 +8,8 @@ BLACKHOLE_CLUSTER = "BlackHoleCluster"
 VIRTUAL_OUTBOUND_LISTENER = "virtualOutbound"
 PROXY_LISTENER = "outbound_proxy"
 PROXY_ROUTE_CONFIG = "outbound_proxy"
+CORS_FILTER = "envoy.filters.http.cors"
+STATEFUL_SESSION_FILTER = "envoy.filters.http.stateful_session"
 
 
 def fqdn(namespace: str, name: str) -> str:

@@ -13,16 +13,16 @@ from .filters import (
     header_mutations,
     mirror_policy,
     redirect_action,
+    session_policy,
     unsupported_filters,
 )
 from .matches import grpc_match, http_match
-from .names import route_entry_name
+from .names import CORS_FILTER, STATEFUL_SESSION_FILTER, route_entry_name
 from .precedence import RuleMatch, ordered_rule_matches
 from .protos import duration_ms as pb_duration
 from .protos import packed
 from .protos import route_components_pb2 as rc
 
-CORS_FILTER = "envoy.filters.http.cors"
 _DISABLED = pb_duration(0)  # GAMMA: no timeout unless the route sets one, as if the mesh were not there
 
 
@@ -159,6 +159,9 @@ def rule_route(world: World, rm: RuleMatch, service_port: int) -> rc.Route:
         return out
     _apply_policies(world, action, route, rm, filters)
     out.route.CopyFrom(action)
+    sp = route.spec.rules[rm.rule_index].session_persistence
+    if sp is not None:
+        out.typed_per_filter_config[STATEFUL_SESSION_FILTER].CopyFrom(packed(session_policy(sp)))
     return out
 
 

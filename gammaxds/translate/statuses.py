@@ -33,9 +33,29 @@ def _unsupported(route: Route) -> list[str]:
     return out
 
 
-def _accepted(result: ParentResult) -> Condition:
+def _ignored(route: Route) -> list[str]:
+    """Settings that are accepted but have no effect, so the status says so rather than stay silent."""
+    out = []
+    for i, rule in enumerate(route.spec.rules):
+        sp = rule.session_persistence
+        if sp is None:
+            continue
+        if sp.idle_timeout:
+            out.append(
+                f"rules[{i}]: sessionPersistence.idleTimeout is not supported (sessions end by absoluteTimeout only)"
+            )
+        if sum(1 for b in rule.backend_refs if b.weight) > 1:
+            out.append(
+                f"rules[{i}]: sessionPersistence keeps a client on one endpoint of a backend; with several "
+                "backendRefs the backend is still chosen by weight on each request"
+            )
+    return out
+
+
+def _accepted(result: ParentResult, ignored: list[str]) -> Condition:
     if result.reason == "Accepted":
-        return Condition("Accepted", "True", "Accepted", result.message or "attached to the Service")
+        message = "; ".join([result.message or "attached to the Service", *ignored])
+        return Condition("Accepted", "True", "Accepted", message)
     return Condition("Accepted", "False", result.reason, result.message)
 
 
@@ -67,7 +87,9 @@ def route_statuses(world: World, bindings: Bindings) -> RouteStatuses:
             else []
         )
         out.routes[key] = [
-            ParentStatus(r.ref, (_accepted(r), resolved, *partial), route.metadata.generation)
+            ParentStatus(
+                r.ref, (_accepted(r, _ignored(route)), resolved, *partial), route.metadata.generation
+            )
             for r in results
         ]
     return out
