@@ -266,6 +266,37 @@ def test_weighted_split_80_20(mesh: Mesh, pair: Pair) -> None:
     assert 750 <= counts["b2"] <= 850, counts  # 80% ± 5 percentage points
 
 
+def test_session_persistence_keeps_a_client_on_one_endpoint(mesh: Mesh, pair: Pair) -> None:
+    """sessionPersistence: the first answer sets a cookie (or the client echoes a header) naming the endpoint;
+    requests carrying it reach that endpoint, requests without it are load-balanced over all endpoints."""
+    rules = [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/cookie"}}],
+            "backendRefs": [backend("sticky")],
+            "sessionPersistence": {"sessionName": "sticky"},
+        },
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/header"}}],
+            "backendRefs": [backend("sticky")],
+            "sessionPersistence": {"type": "Header", "sessionName": "x-sticky"},
+        },
+    ]
+    route = http_route("sticky", SHOP, [parent("sticky")], rules)
+    mesh.apply([*mesh.base(), *mesh.svc("sticky", 17, ["b5", "b6", "b7"]), route])
+    sidecar = pair.shop
+    assert answers(sidecar, "sticky", "/cookie", count=30) == {"b5", "b6", "b7"}  # no session: balanced
+    first = sidecar.get("sticky", "/cookie")
+    cookie = first.headers.get("set-cookie", "").split(";")[0]
+    assert cookie.startswith("sticky="), first.headers
+    pods = {sidecar.get("sticky", "/cookie", {"cookie": cookie}).pod for _ in range(20)}
+    assert pods == {first.pod}, pods
+    first = sidecar.get("sticky", "/header")
+    token = first.headers.get("x-sticky")
+    assert token, first.headers
+    pods = {sidecar.get("sticky", "/header", {"x-sticky": token}).pod for _ in range(20)}
+    assert pods == {first.pod}, pods
+
+
 def test_header_modifiers_at_backend_and_client(mesh: Mesh, pair: Pair) -> None:
     def request_mod(**ops: Any) -> dict[str, Any]:
         return {"type": "RequestHeaderModifier", "requestHeaderModifier": ops}
