@@ -7,11 +7,14 @@ the translator can run on one while the source keeps changing the next.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from ..model import Object, ObjectError, World, key_of
 from ..model.world import Key
+
+log = logging.getLogger(__name__)
 
 Publish = Callable[[World], None]
 
@@ -57,3 +60,15 @@ class Store:
             return None
         self._published = dict(self.objects)
         return World(dict(sorted(self._published.items())))
+
+    def publish(self, publish: Publish) -> bool:
+        """Hand the consumer a new World if the objects changed. A failing consumer is logged, not raised: the
+        source must keep watching (the next change is published as usual)."""
+        world = self.world()
+        if world is None:
+            return False
+        try:
+            publish(world)
+        except Exception:
+            log.exception("publishing a World failed")
+        return True

@@ -69,12 +69,12 @@ class ManifestSource:
 
     async def run(self, publish: Publish) -> None:
         await asyncio.to_thread(self.load)
-        self._publish(publish)
+        self._store.publish(publish)
         self.synced.set()
         while True:
             await asyncio.sleep(self.interval)
             if await asyncio.to_thread(self.poll):
-                self._publish(publish)
+                self._store.publish(publish)
 
     def load(self) -> None:
         """Read every file now (the initial load: no settling)."""
@@ -151,11 +151,3 @@ class ManifestSource:
                 origin[key] = path
         self._store.objects = objects
         self._errors = [e for p in sorted(self._files) for e in self._files[p].errors]
-
-    def _publish(self, publish: Publish) -> None:
-        world = self._store.world()
-        if world is not None:
-            try:
-                publish(world)
-            except Exception:
-                log.exception("publishing a World failed")

@@ -139,12 +139,7 @@ class KubernetesSource:
             self._changed.clear()
             if self._listed != kinds:
                 continue
-            world = self._store.world()
-            if world is not None:
-                try:
-                    publish(world)
-                except Exception:
-                    log.exception("publishing a World failed")
+            self._store.publish(publish)
             self.synced.set()
 
     # --- one kind ---------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from gammaxds.model import Object, ObjectError, World, parse_text
 from gammaxds.serve import ControlPlane
 from gammaxds.sources.files import ManifestSource
 from gammaxds.testing.envoy_process import Envoy, free_port
+from gammaxds.testing.gamma import eventually as shared_eventually
 from gammaxds.translate import Translation
 from gammaxds.translate.view import PUSH_ORDER
 from gammaxds.xds import SnapshotCache, start_xds_server
@@ -382,17 +383,5 @@ def stop_sidecars(sidecars: Sequence[Sidecar], show_logs: bool = True) -> None:
 def eventually(
     probe: Callable[[], T], timeout: float, interval: float = 0.01, what: str = ""
 ) -> tuple[float, T]:
-    """Call `probe` until it returns something truthy; (seconds it took, that value). AssertionError with the
-    last value seen after `timeout`."""
-    start = time.monotonic()
-    last: Any = None
-    while True:
-        try:
-            last = probe()
-            if last:
-                return time.monotonic() - start, last
-        except (OSError, http.client.HTTPException) as err:
-            last = err
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what or 'condition'} not met within {timeout}s; last: {last!r}")
-        time.sleep(interval)
+    """`gammaxds.testing.gamma.eventually`, polling every 10 ms: these tests measure propagation times."""
+    return shared_eventually(probe, timeout, interval, what)
