@@ -93,6 +93,10 @@ class LoadStream:
         self.nonce: dict[str, str] = {}
         self.version: dict[str, str] = {}
         self.names: dict[str, set[str]] = {ENDPOINT_TYPE: set(), ROUTE_TYPE: set()}
+        # What SotW ACKs repeat, sorted once per subscription change: sorting 2,000 names on every ACK
+        # (~0.4 ms) delayed the receive time of every stream read after it (a measurement bias).
+        self.sorted_names: dict[str, list[str]] = {ENDPOINT_TYPE: [], ROUTE_TYPE: []}
+        self.encoded_names: dict[str, tuple[list[str], bytes]] = {}
         self.held: dict[str, dict[str, Any]] = {CLUSTER_TYPE: {}, LISTENER_TYPE: {}}
         self.watch: str | None = None
         self.got_at: float | None = None
@@ -102,7 +106,7 @@ class LoadStream:
         response = DeltaDiscoveryResponse if delta else DiscoveryResponse
         method = channel.stream_stream(
             DELTA_METHOD if delta else SOTW_METHOD,
-            request_serializer=lambda m: m.SerializeToString(),
+            request_serializer=lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
             response_deserializer=self._deserializer(response),
         )
         self.call = method(self._requests())
@@ -139,6 +143,12 @@ class LoadStream:
                 resource_names_unsubscribe=unsubscribe or [],
                 response_nonce=nonce or "",
             )
+        elif not node:
+            # The same bytes as the message below, with the (repeated, unchanged) names encoded once per
+            # subscription change: building and serialising 2,000 names per ACK delayed the receive time of
+            # every stream read after it (a measurement bias).
+            self.outbox.put_nowait(self._sotw_request(type_url, names))
+            return
         else:
             req = DiscoveryRequest(
                 type_url=type_url,
@@ -149,6 +159,19 @@ class LoadStream:
         if node:
             req.node.CopyFrom(self.node)
         self.outbox.put_nowait(req)
+
+    def _sotw_request(self, type_url: str, names: list[str]) -> bytes:
+        known = self.encoded_names.get(type_url)
+        if known is None or known[0] is not names:
+            known = self.encoded_names[type_url] = (
+                names,
+                DiscoveryRequest(resource_names=names).SerializeToString(),
+            )
+        version = DiscoveryRequest(version_info=self.version.get(type_url, "")).SerializeToString()
+        tail = DiscoveryRequest(
+            type_url=type_url, response_nonce=self.nonce.get(type_url, "")
+        ).SerializeToString()
+        return version + known[1] + tail
 
     async def _read(self) -> None:
         try:
@@ -200,17 +223,18 @@ class LoadStream:
         current = self.names[type_url]
         if wanted == current:
             return
+        self.sorted_names[type_url] = sorted(wanted)
         if self.delta:
             self._send(type_url, sorted(wanted - current), unsubscribe=sorted(current - wanted))
         else:
-            self._send(type_url, sorted(wanted))
+            self._send(type_url, self.sorted_names[type_url])
         self.names[type_url] = wanted
 
     def _ack(self, type_url: str, nonce: str) -> None:
         if self.delta:
             self._send(type_url, [], nonce=nonce)
         else:
-            self._send(type_url, sorted(self.names.get(type_url, ())))
+            self._send(type_url, self.sorted_names.get(type_url, []))
 
     def arm(self, cluster: str) -> None:
         self.watch, self.got_at = cluster, None

@@ -111,15 +111,15 @@ class SnapshotCache:
         changed: list[tuple[ViewKey, Snapshot]] = []
         fresh: dict[ViewKey, Snapshot] = {}
         for key in self.keys():
+            old = self._snapshots.get(key)
             try:
-                snap = self._encoder.snapshot(provider(key), updated_at)
+                snap = self._encoder.snapshot(provider(key), updated_at, old)
             except Exception:
                 # One view failing to translate must not take the others down; its streams keep the last one.
                 log.exception("translating the view for %s failed", key)
-                if key in self._snapshots:
-                    fresh[key] = self._snapshots[key]
+                if old is not None:
+                    fresh[key] = old
                 continue
-            old = self._snapshots.get(key)
             if same_content(old, snap):
                 assert old is not None
                 fresh[key] = old

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import time
 
-from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DeltaDiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest
 
 from gammaxds.xds.resources import Resource
 from gammaxds.xds.snapshot import Snapshot
 from gammaxds.xds.stream import Outgoing, Stream
-from gammaxds.xds.typestate import Held, TypeState
+from gammaxds.xds.typestate import TypeState
+from gammaxds.xds.wire import Encoded, delta_entry, delta_response, offered_entries
 
 
 class DeltaStream(Stream):
     protocol = "delta"
 
-    def handle(self, request: DeltaDiscoveryRequest) -> None:
+    def handle(self, request: DeltaDiscoveryRequest) -> bool:
         state = self.types.get(request.type_url)
+        first = state is None
         if state is None:
             state = self.types[request.type_url] = TypeState(request.type_url)
             # A reconnecting client says what it already holds: only what differs is sent.
             for name, version in request.initial_resource_versions.items():
-                state.held[name] = Held(version, None, 0)
+                state.announce(name, version)
         nonce = request.response_nonce
         if nonce and state.is_outstanding(nonce):
             if request.HasField("error_detail"):
@@ -31,42 +33,53 @@ class DeltaStream(Stream):
             else:
                 self.ack(state, nonce)
         # Unknown or already settled nonces carry no ACK to record; subscription changes still apply,
-        # since in delta each request carries only its own changes.
-        dropped = state.subscription.update_delta(
-            request.resource_names_subscribe, request.resource_names_unsubscribe
-        )
-        # An unsubscribed resource is dropped by the client itself (no removal is sent); if a wildcard still
-        # covers it, the client expects it again.
-        state.forget(dropped)
-        state.forget_unwanted()
+        # since in delta each request carries only its own changes. An unsubscribed resource is dropped by
+        # the client itself (no removal is sent); if a wildcard still covers it, the client expects it again.
+        changed = state.subscribe_delta(request.resource_names_subscribe, request.resource_names_unsubscribe)
+        if first:
+            state.forget_unwanted()  # announced names it does not subscribe to are not kept
+        # A plain ACK changes nothing: no push.
+        return changed or state.reply_due
 
     def _response(
-        self, state: TypeState, delivered: list[Resource], removed: list[str], absent: list[str]
-    ) -> DeltaDiscoveryResponse:
+        self,
+        state: TypeState,
+        delivered: list[Resource],
+        removed: list[str],
+        absent: list[str],
+        entries: list[bytes] | None = None,
+    ) -> Encoded:
+        """Record the response and encode it. `entries`: its resources, when known to be what snap offers."""
         seq = self.next_seq()
         version = state.record_sent(
             seq, delivered, removed, absent, now=time.time(), monotonic=time.monotonic()
         )
-        return DeltaDiscoveryResponse(
-            system_version_info=version,
-            resources=[res.delta for res in delivered],
-            removed_resources=removed + absent,
-            type_url=state.type_url,
-            nonce=state.nonce,
-        )
+        if entries is None:
+            entries = [res.delta_entry for res in delivered]
+        return delta_response(version, state.type_url, state.nonce, entries, removed=removed + absent)
 
     def make_response(self, state: TypeState, snap: Snapshot, forced: set[str]) -> Outgoing | None:
-        diff = state.diff(snap.of_type(state.type_url))
+        diff = state.diff_snapshot(snap)
         send = dict(diff.changed)
-        send.update({name: diff.target[name] for name in forced if name in diff.target})
+        for name in forced:
+            if (res := state.offered(name, snap)) is not None:
+                send[name] = res
         if not send:
             return None
-        delivered = [send[name] for name in sorted(send)]
-        return Outgoing(self._response(state, delivered, [], []), list(diff.changed.values()))
+        if state.offers_exactly(len(send), snap):
+            # Everything snap offers (a first response): taken in order from its mapping, no sorting.
+            delivered = list(send.values())
+            offered = offered_entries(delta_entry, snap.of_type(state.type_url), state.scope())
+        else:
+            delivered, offered = [send[name] for name in sorted(send)], None
+        return Outgoing(self._response(state, delivered, [], [], offered), list(diff.changed.values()))
 
-    def break_response(self, state: TypeState, snap: Snapshot) -> DeltaDiscoveryResponse | None:
-        diff = state.diff(snap.of_type(state.type_url))
+    def break_response(self, state: TypeState, snap: Snapshot) -> Encoded | None:
+        diff = state.diff_snapshot(snap)
+        message = None
         # Removed resources, and names asked for that do not exist: both are reported as removed.
-        if not diff.gone and not diff.absent and not state.reply_due:
-            return None
-        return self._response(state, [], diff.gone, diff.absent)
+        if diff.gone or diff.absent or state.reply_due:
+            message = self._response(state, [], diff.gone, diff.absent)
+        if not diff.changed:
+            state.rebase(snap)
+        return message

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
@@ -14,6 +13,7 @@ from google.protobuf.message import Message
 from gammaxds.translate.view import CLUSTER_TYPE
 
 VERSION_CHARS = 16
+MASK = (1 << 64) - 1
 
 
 def digest(data: bytes) -> str:
@@ -21,16 +21,48 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:VERSION_CHARS]
 
 
+def item_token(name: str, version: str) -> int:
+    """A 64-bit hash of one (name, version) pair. A set's version is the sum of its items' tokens, so it is
+    updated in O(changes) when one item changes, and is the same in every process (no per-process hash)."""
+    return int.from_bytes(hashlib.sha256(f"{name}\0{version}".encode()).digest()[:8], "big")
+
+
+def set_version(total: int) -> str:
+    """The version string of a set whose item tokens sum to `total`."""
+    return f"{total & MASK:0{VERSION_CHARS}x}"
+
+
+# The field that holds one resource in DiscoveryResponse (an Any) and in DeltaDiscoveryResponse (a Resource).
+RESOURCES_FIELD = 2
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def length_delimited(number: int, data: bytes) -> bytes:
+    """One protobuf string or embedded-message field, encoded."""
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
 @dataclass(frozen=True, eq=False, slots=True)
 class Resource:
-    """A resource at one version. `any` and `delta` are built once; responses copy them, never re-encode."""
+    """A resource at one version. Everything a response needs is encoded once here and shared by every
+    stream: responses are joined from `sotw_entry` / `delta_entry` bytes, never re-encoded (see `wire`)."""
 
     type_url: str
     name: str
     version: str
     message: Message
     any: Any
-    delta: discovery_pb2.Resource
+    token: int  # item_token(name, version): what it adds to a client's state version
+    sotw_entry: bytes  # this resource as one `resources` entry of a DiscoveryResponse
+    delta_entry: bytes  # ... and of a DeltaDiscoveryResponse
 
     @property
     def eds_name(self) -> str | None:
@@ -50,15 +82,13 @@ def encode(type_url: str, name: str, message: Message) -> Resource:
     version = digest(data)
     packed = Any(type_url=type_url, value=data)
     delta = discovery_pb2.Resource(name=name, version=version, resource=packed)
-    return Resource(type_url, name, version, message, packed, delta)
-
-
-def state_version(items: Iterable[tuple[str, str]]) -> str:
-    """The version of a set of (name, version) pairs: what a client holds of one type."""
-    h = hashlib.sha256()
-    for name, version in sorted(items):
-        h.update(name.encode())
-        h.update(b"\0")
-        h.update(version.encode())
-        h.update(b"\n")
-    return h.hexdigest()[:VERSION_CHARS]
+    return Resource(
+        type_url,
+        name,
+        version,
+        message,
+        packed,
+        item_token(name, version),
+        length_delimited(RESOURCES_FIELD, packed.SerializeToString(deterministic=True)),
+        length_delimited(RESOURCES_FIELD, delta.SerializeToString(deterministic=True)),
+    )

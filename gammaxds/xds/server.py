@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
@@ -16,6 +17,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 from envoy.service.status.v3 import csds_pb2_grpc
 from envoy.service.status.v3.csds_pb2 import ClientStatusRequest, ClientStatusResponse
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
+from google.protobuf.message import Message
 
 from gammaxds.xds.cache import SnapshotCache
 from gammaxds.xds.delta import DeltaStream
@@ -39,6 +41,43 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
+ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+
+
+def _encoded(response: bytes | Message) -> bytes:
+    """Streams write responses already encoded from shared bytes (see `wire`); messages still work."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def _add_ads(servicer: AdsServicer, server: grpc.aio.Server) -> None:
+    """Like the generated `add_AggregatedDiscoveryServiceServicer_to_server`, with `_encoded` responses."""
+    handlers = {
+        "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamAggregatedResources,
+            request_deserializer=DiscoveryRequest.FromString,
+            response_serializer=_encoded,
+        ),
+        "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+            servicer.DeltaAggregatedResources,
+            request_deserializer=DeltaDiscoveryRequest.FromString,
+            response_serializer=_encoded,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(ADS_SERVICE, handlers),))
+    server.add_registered_method_handlers(ADS_SERVICE, handlers)
+
+
+async def _requests(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    """The stream's requests, read one at a time. gRPC's own request iterator keeps the last request alive
+    while it waits for the next; a SotW ACK naming thousands of resources is ~200 KB, per idle stream."""
+    while True:
+        request = await context.read()
+        if request is grpc.aio.EOF:
+            return
+        yield request
+        del request
+
+
 class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def __init__(self, ctx: XdsContext) -> None:
         self.ctx = ctx
@@ -46,12 +85,12 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     async def StreamAggregatedResources(
         self, request_iterator: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext
     ) -> None:
-        await SotwStream(self.ctx, context.peer()).serve(request_iterator, context)
+        await SotwStream(self.ctx, context.peer()).serve(_requests(context), context)
 
     async def DeltaAggregatedResources(
         self, request_iterator: AsyncIterator[DeltaDiscoveryRequest], context: grpc.aio.ServicerContext
     ) -> None:
-        await DeltaStream(self.ctx, context.peer()).serve(request_iterator, context)
+        await DeltaStream(self.ctx, context.peer()).serve(_requests(context), context)
 
 
 def _string_matches(matcher: StringMatcher, value: str) -> bool:
@@ -132,7 +171,7 @@ async def start_xds_server(
     ctx = XdsContext(cache=cache, new_cluster_wait=new_cluster_wait)
     cache.metrics.connected_streams.read = lambda: float(len(ctx.streams))
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(AdsServicer(ctx), server)
+    _add_ads(AdsServicer(ctx), server)
     csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(CsdsServicer(ctx), server)
     port = server.add_insecure_port(address)
     if not address.startswith("unix:") and port == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -11,6 +12,58 @@ from gammaxds.translate.view import PUSH_ORDER, View, ViewKey
 from gammaxds.xds.resources import Resource, encode
 
 MASK = (1 << 64) - 1
+# How far back a mapping remembers what changed: a stream more than this many changes behind (or whose
+# ancestor changed more names than a full comparison costs) compares everything once.
+MAX_ANCESTORS = 32
+MAX_REMEMBERED_NAMES = 2_048
+EMPTY: frozenset[str] = frozenset()
+_generations = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """The identity of one type's resource mapping, and what changed since a few of its ancestors.
+
+    Why: a stream remembers the generation of the mapping its client last synced to. A push then only
+    compares the names changed since then, O(changes) instead of O(resources); patched snapshots share the
+    mappings (and lineages) of the types that did not change, so those cost O(1).
+    """
+
+    generation: int
+    # (ancestor generation, names whose resource differs since it), nearest ancestor first.
+    ancestors: tuple[tuple[int, frozenset[str]], ...] = ()
+
+    @classmethod
+    def fresh(cls) -> Lineage:
+        return cls(next(_generations))
+
+    def changed_since(self, generation: int) -> frozenset[str] | None:
+        """Names that may differ from the mapping of `generation`; None if it is not a known ancestor."""
+        if generation == self.generation:
+            return EMPTY
+        for ancestor, names in self.ancestors:
+            if ancestor == generation:
+                return names
+        return None
+
+    def child(self, changed: frozenset[str]) -> Lineage:
+        """The lineage of a mapping that differs from this one in `changed`."""
+        ancestors = [(self.generation, changed)]
+        for ancestor, names in self.ancestors[: MAX_ANCESTORS - 1]:
+            union = names | changed
+            if len(union) > MAX_REMEMBERED_NAMES:
+                break
+            ancestors.append((ancestor, union))
+        return Lineage(next(_generations), tuple(ancestors))
+
+
+def _changed_names(old: Mapping[str, Resource], new: Mapping[str, Resource]) -> frozenset[str]:
+    """Names added, removed or at another version between two mappings of one type."""
+    changed = {
+        name for name, res in new.items() if (was := old.get(name)) is None or was.version != res.version
+    }
+    changed.update(name for name in old if name not in new)
+    return frozenset(changed)
 
 
 def _item_hash(type_url: str, name: str, version: str) -> int:
@@ -32,9 +85,13 @@ class Snapshot:
     # Loop time of the first update that led to this snapshot: the start of push latency.
     updated_at: float
     digest: str = field(default="")
+    lineage: Mapping[str, Lineage] = field(default_factory=dict)
 
     def of_type(self, type_url: str) -> Mapping[str, Resource]:
         return self.resources.get(type_url, {})
+
+    def lineage_of(self, type_url: str) -> Lineage | None:
+        return self.lineage.get(type_url)
 
 
 class Encoder:
@@ -55,7 +112,9 @@ class Encoder:
         self._live = 0
         self._live_snapshots = -1
 
-    def snapshot(self, view: View, updated_at: float) -> Snapshot:
+    def snapshot(self, view: View, updated_at: float, previous: Snapshot | None = None) -> Snapshot:
+        """The snapshot of `view`. `previous` (the key's last snapshot) lets types whose resources did not
+        change keep its mappings, and the others record what changed (see `Lineage`)."""
         known = self._by_view.get(id(view))
         if known is not None and known[0] is view:
             return known[1]
@@ -73,7 +132,8 @@ class Encoder:
         total = sum(
             _item_hash(t, name, r.version) for t, by_name in resources.items() for name, r in by_name.items()
         )
-        return self._remember(view, Snapshot(view, resources, updated_at, _digest(total)))
+        linked, lineage = _linked(resources, previous)
+        return self._remember(view, Snapshot(view, linked, updated_at, _digest(total), lineage))
 
     def _remember(self, view: View, snap: Snapshot) -> Snapshot:
         self._by_view[id(view)] = (view, snap)
@@ -85,11 +145,13 @@ class Encoder:
     ) -> Snapshot:
         """`base` with the `changed` names of each type re-read from `view` (the translator says which)."""
         resources = dict(base.resources)
+        lineage = dict(base.lineage)
         total = int(base.digest, 16)
         for type_url, names in changed.items():
             by_name = dict(resources[type_url])
             messages = view.by_type[type_url]
             added = False
+            differ = set()
             for name in names:
                 old = by_name.get(name)
                 if old is not None:
@@ -98,12 +160,18 @@ class Encoder:
                 if msg is None:
                     if old is not None:
                         del by_name[name]
+                        differ.add(name)
                     continue
                 res = by_name[name] = self._resource(type_url, name, msg)
                 total += _item_hash(type_url, name, res.version)
                 added = added or old is None
-            resources[type_url] = dict(sorted(by_name.items())) if added else by_name
-        return Snapshot(view, resources, updated_at, _digest(total))
+                if old is None or old.version != res.version:
+                    differ.add(name)
+            if differ:  # else the type keeps the base's very mapping: streams skip it in O(1)
+                resources[type_url] = dict(sorted(by_name.items())) if added else by_name
+                known = lineage.get(type_url)
+                lineage[type_url] = known.child(frozenset(differ)) if known else Lineage.fresh()
+        return Snapshot(view, resources, updated_at, _digest(total), lineage)
 
     def _resource(self, type_url: str, name: str, msg: Message) -> Resource:
         known = self._by_identity.get(id(msg))
@@ -136,8 +204,27 @@ class Encoder:
         self._added, self._live, self._live_snapshots = 0, len(by_identity) + len(by_view), len(snapshots)
 
 
+def _linked(
+    resources: dict[str, dict[str, Resource]], previous: Snapshot | None
+) -> tuple[dict[str, Mapping[str, Resource]], dict[str, Lineage]]:
+    """Freshly encoded mappings, each replaced by `previous`'s when equal, or linked to it as a child."""
+    linked: dict[str, Mapping[str, Resource]] = {}
+    lineage: dict[str, Lineage] = {}
+    for type_url, by_name in resources.items():
+        old, known = (previous.of_type(type_url), previous.lineage_of(type_url)) if previous else ({}, None)
+        if known is None:
+            linked[type_url], lineage[type_url] = by_name, Lineage.fresh()
+            continue
+        changed = _changed_names(old, by_name)
+        if changed:
+            linked[type_url], lineage[type_url] = by_name, known.child(changed)
+        else:
+            linked[type_url], lineage[type_url] = old, known
+    return linked, lineage
+
+
 def same_content(a: Snapshot | None, b: Snapshot) -> bool:
     return a is not None and a.digest == b.digest
 
 
-__all__ = ["Encoder", "Snapshot", "ViewKey", "same_content"]
+__all__ = ["Encoder", "Lineage", "Snapshot", "ViewKey", "same_content"]

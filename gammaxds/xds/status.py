@@ -11,8 +11,10 @@ from envoy.service.status.v3.csds_pb2 import ClientConfig, ConfigStatus
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gammaxds.translate.view import PUSH_ORDER
+from gammaxds.xds.holdings import Entry
+from gammaxds.xds.resources import Resource
 from gammaxds.xds.stream import Stream, type_label
-from gammaxds.xds.typestate import Held, TypeState
+from gammaxds.xds.typestate import TypeState
 
 
 def _timestamp(seconds: float) -> Timestamp:
@@ -21,13 +23,14 @@ def _timestamp(seconds: float) -> Timestamp:
     return ts
 
 
-def resource_status(state: TypeState, held: Held | None) -> tuple[int, int]:
+def resource_status(state: TypeState, name: str, held: Entry | None) -> tuple[int, int]:
     """(ConfigStatus, ClientResourceStatus) of one resource: sent? acknowledged? rejected?"""
     if held is None:
         return ConfigStatus.NOT_SENT, ClientResourceStatus.REQUESTED
-    if state.nack is not None and held.seq == state.nack.seq:
+    seq = state.delivered_in(name)
+    if state.nack is not None and seq == state.nack.seq:
         return ConfigStatus.ERROR, ClientResourceStatus.NACKED
-    if held.seq <= state.acked_seq:
+    if seq <= state.acked_seq:
         return ConfigStatus.SYNCED, ClientResourceStatus.ACKED
     return ConfigStatus.STALE, ClientResourceStatus.REQUESTED
 
@@ -40,10 +43,10 @@ def client_config(stream: Stream, *, contents: bool = True) -> ClientConfig:
         if state is None:
             continue
         available = snap.of_type(type_url) if snap is not None else {}
-        wanted = state.diff(available).target
-        for name in sorted(set(state.held) | set(wanted)):
-            held = state.held.get(name)
-            config_status, client_status = resource_status(state, held)
+        wanted = state.target(available)
+        for name in sorted(set(state.held_names()) | set(wanted)):
+            held = state.held(name)
+            config_status, client_status = resource_status(state, name, held)
             entry = config.generic_xds_configs.add(
                 type_url=type_url,
                 name=name,
@@ -53,8 +56,8 @@ def client_config(stream: Stream, *, contents: bool = True) -> ClientConfig:
             )
             if held is not None:
                 entry.version_info = held.version
-                if contents and held.resource is not None:
-                    entry.xds_config.CopyFrom(held.resource.any)
+                if contents and isinstance(held, Resource):
+                    entry.xds_config.CopyFrom(held.any)
             elif name in wanted:
                 entry.version_info = wanted[name].version
             if config_status == ConfigStatus.ERROR and state.nack is not None:
@@ -84,7 +87,7 @@ def describe(stream: Stream) -> dict[str, Any]:
             "sent_version": state.sent_version,
             "acked_version": state.acked_version,
             "synced": bool(state.nonce) and state.acked_seq == state.seq,
-            "resources": len(state.held),
+            "resources": len(state.holdings),
             "error": state.nack.message if state.nack else None,
             "error_version": state.nack.version if state.nack else None,
             "last_updated": _iso(state.last_updated),

@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 import grpc
 from envoy.config.core.v3.base_pb2 import Node
-from google.protobuf.message import Message
 
 from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, ViewKey
 from gammaxds.xds.cache import SnapshotCache
@@ -28,6 +27,7 @@ from gammaxds.xds.node import NodeError, view_key
 from gammaxds.xds.resources import Resource
 from gammaxds.xds.snapshot import Snapshot
 from gammaxds.xds.typestate import TypeState
+from gammaxds.xds.wire import Encoded
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class XdsContext:
 class Outgoing:
     """A response ready to write, and the resources in it whose version changed for the client."""
 
-    message: Message
+    message: Encoded
     changed: list[Resource] = field(default_factory=list)
 
 
@@ -110,8 +110,11 @@ class Stream(ABC):
         sender.add_done_callback(sender_done)
         try:
             self._handle(first)
+            del first
             async for request in requests:
                 self._handle(request)
+                # A SotW request can name thousands of resources (~200 KB parsed): not kept while idle.
+                del request
         finally:
             sender.cancel()
             unwatch()
@@ -121,13 +124,14 @@ class Stream(ABC):
         if request.type_url not in PUSH_ORDER:
             log.debug("stream %d: ignoring request for unserved type %s", self.id, request.type_url)
             return
-        self.handle(request)
-        self._wake.set()
+        if self.handle(request):
+            self._wake.set()
         self._progress.set()
 
     @abstractmethod
-    def handle(self, request: Any) -> None:
-        """Apply one request (subscription change, ACK or NACK) to the type states."""
+    def handle(self, request: Any) -> bool:
+        """Apply one request (subscription change, ACK or NACK) to the type states; True if it may call for
+        a push. A plain ACK does not: waking the sender for it would cost a push per ACK for nothing."""
 
     def ack(self, state: TypeState, nonce: str) -> None:
         latency = state.record_ack(nonce, now=time.time(), monotonic=time.monotonic())
@@ -170,6 +174,8 @@ class Stream(ABC):
                 continue  # never requested: nothing may be sent for it
             # A changed cluster is always followed by its endpoints: Envoy re-warms it and waits for them.
             forced = changed_eds if type_url == ENDPOINT_TYPE else set()
+            if not forced and state.in_sync(snap):
+                continue
             out = self.make_response(state, snap, forced)
             if out is None:
                 continue
@@ -181,7 +187,9 @@ class Stream(ABC):
                     new_eds = {name for name in changed_eds if not eds.subscription.wants(name)}
         for type_url in PUSH_ORDER:
             state = self.types.get(type_url)
-            if state is not None and (message := self.break_response(state, snap)) is not None:
+            if state is None or state.in_sync(snap):
+                continue
+            if (message := self.break_response(state, snap)) is not None:
                 await self._write(message, state, snap, write)
 
     async def _await_eds_subscription(self, names: set[str]) -> None:
@@ -212,13 +220,13 @@ class Stream(ABC):
         """The "make" half of a push: new and changed resources (plus `forced` endpoints), or None."""
 
     @abstractmethod
-    def break_response(self, state: TypeState, snap: Snapshot) -> Message | None:
+    def break_response(self, state: TypeState, snap: Snapshot) -> Encoded | None:
         """The "break" half: removals, or the reply a first request is owed; None if nothing to say."""
 
-    async def _write(self, message: Message, state: TypeState, snap: Snapshot, write: Write) -> None:
-        await write(message)
+    async def _write(self, message: Encoded, state: TypeState, snap: Snapshot, write: Write) -> None:
+        await write(message.data)  # already encoded: the server's serializer passes bytes through
         self.responses += 1
-        self.resources_sent += len(message.resources)  # type: ignore[attr-defined]
+        self.resources_sent += message.resources
         metrics = self.ctx.metrics
         metrics.pushes.inc(type=type_label(state.type_url))
         # Push latency counts config changes that happened while connected, once per snapshot and stream.

@@ -1,0 +1,184 @@
+"""Fan-out cost: a push after a small change does O(changed) work per stream, plain ACKs cause no push,
+per-stream state is a reference to the shared snapshot, and responses are encoded from shared bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import xds_views as v
+from ads_client import AdsClient
+from envoy.service.discovery.v3.discovery_pb2 import (
+    DeltaDiscoveryResponse,
+    DiscoveryRequest,
+    DiscoveryResponse,
+)
+from xds_harness import Views
+
+from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, View
+from gammaxds.xds import SnapshotCache, XdsServer
+from gammaxds.xds.holdings import Holdings
+from gammaxds.xds.snapshot import Encoder
+from gammaxds.xds.sotw import names_fingerprint
+from gammaxds.xds.stream import Stream
+from gammaxds.xds.typestate import TypeState
+from gammaxds.xds.wire import delta_response, sotw_response
+
+Connect = Callable[..., AdsClient]
+SIZE = 500
+
+
+def big_view(ports: dict[str, int]) -> View:
+    return v.view(ports)
+
+
+def ports(changed: dict[str, int] | None = None) -> dict[str, int]:
+    base = {f"c{i:04d}": 8000 + i for i in range(SIZE)}
+    return {**base, **(changed or {})}
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> list[int]:
+    calls = [0]
+    original = getattr(cls, name)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
+def test_unchanged_types_keep_their_mapping_and_changed_names_are_known() -> None:
+    encoder = Encoder()
+    first = encoder.snapshot(big_view(ports()), 0.0)
+    second = encoder.snapshot(big_view(ports({"c0007": 1})), 1.0, first)
+    third = encoder.snapshot(big_view(ports({"c0007": 1, "c0009": 2})), 2.0, second)
+    for type_url in (LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE):
+        assert third.of_type(type_url) is first.of_type(type_url)  # O(1) for streams: same object
+    eds = third.lineage_of(ENDPOINT_TYPE)
+    assert eds is not None
+    assert eds.changed_since(second.lineage_of(ENDPOINT_TYPE).generation) == {"c0009"}  # type: ignore[union-attr]
+    assert eds.changed_since(first.lineage_of(ENDPOINT_TYPE).generation) == {"c0007", "c0009"}  # type: ignore[union-attr]
+    assert eds.changed_since(-5) is None  # unknown ancestor: compare everything
+
+
+def test_a_push_after_one_change_looks_at_the_changed_names_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = Encoder()
+    first = encoder.snapshot(big_view(ports()), 0.0)
+    second = encoder.snapshot(big_view(ports({"c0007": 1})), 1.0, first)
+    state = TypeState(ENDPOINT_TYPE)
+    state.subscribe_sotw(list(ports()))
+    diff = state.diff_snapshot(first)
+    assert len(diff.changed) == SIZE  # the first response: everything
+    state.record_sent(1, list(diff.changed.values()), now=0.0, monotonic=0.0)
+    state.rebase(first)
+    lookups = count_calls(monkeypatch, Holdings, "get")
+    diff = state.diff_snapshot(second)
+    assert list(diff.changed) == ["c0007"] and diff.gone == [] and diff.absent == []
+    assert lookups[0] <= 2  # not SIZE
+    assert not state.in_sync(second) and state.in_sync(first)
+
+
+def test_state_version_is_incremental_and_content_defined() -> None:
+    encoder = Encoder()
+    first = encoder.snapshot(big_view(ports()), 0.0)
+    second = encoder.snapshot(big_view(ports({"c0007": 1})), 1.0, first)
+    a, b = TypeState(ENDPOINT_TYPE), TypeState(ENDPOINT_TYPE)
+    for state in (a, b):
+        state.subscribe_sotw(list(ports()))
+    a.record_sent(1, list(a.diff_snapshot(first).changed.values()), now=0.0, monotonic=0.0)
+    a.rebase(first)
+    a.record_sent(2, list(a.diff_snapshot(second).changed.values()), now=0.0, monotonic=0.0)
+    b.record_sent(1, list(b.diff_snapshot(second).changed.values()), now=0.0, monotonic=0.0)
+    assert a.sent_version == b.sent_version  # same content, reached differently
+    assert a.sent_version != TypeState(ENDPOINT_TYPE).holdings.version
+
+
+async def synced(client: AdsClient, eds: list[str]) -> None:
+    for type_url, names_ in (
+        (CLUSTER_TYPE, []),
+        (ENDPOINT_TYPE, eds),
+        (LISTENER_TYPE, []),
+        (ROUTE_TYPE, ["out"]),
+    ):
+        if client.delta:
+            client.delta_request(type_url, names_)
+        else:
+            client.request(type_url, names_)
+        client.ack(await client.recv())
+    assert await client.recv_all(0.2) == []
+
+
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
+async def test_one_change_reaches_every_stream_with_o_changed_work(
+    views: Views,
+    connect: Connect,
+    server: XdsServer,
+    cache: SnapshotCache,
+    monkeypatch: pytest.MonkeyPatch,
+    delta: bool,
+) -> None:
+    base = big_view(ports())
+    views.set(base)
+    clients = [connect(delta=delta) for _ in range(3)]
+    for client in clients:
+        await synced(client, list(ports()))
+    for stream in server.streams:
+        assert stream.key is not None
+        snap = cache.snapshot(stream.key)
+        assert snap is not None
+        for state in stream.types.values():
+            # Per-stream state is a reference to the shared snapshot, not a copy per resource.
+            lineage = snap.lineage_of(state.type_url)
+            assert lineage is not None and state.holdings.generation == lineage.generation
+            assert not state.holdings.has_overrides and state.in_sync(snap)
+    pushes = count_calls(monkeypatch, Stream, "_push")
+    lookups = count_calls(monkeypatch, Holdings, "get")
+    serialised = cache.serialised
+    # As the translator does: the same message objects for what did not change.
+    endpoints = tuple(v.endpoints("c0042", 1) if e.cluster_name == "c0042" else e for e in base.endpoints)
+    views.set(View(base.clusters, endpoints, base.listeners, base.routes))
+    for client in clients:
+        (response,) = await client.recv_all(0.2)
+        assert response.type_url == ENDPOINT_TYPE and len(response.resources) == 1
+        client.ack(response)
+    for client in clients:
+        assert await client.recv_all(0.1) == []
+    assert cache.serialised == serialised + 1  # the changed resource, once for all streams
+    assert pushes[0] == len(clients)  # one push per stream; the ACKs caused none
+    assert lookups[0] <= 4 * len(clients)  # O(changed) per stream, not O(resources)
+
+
+async def test_an_ack_repeating_the_names_is_recognised_without_reading_them() -> None:
+    state = TypeState(ENDPOINT_TYPE)
+    request = DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=["a", "b"], response_nonce="1")
+    assert state.subscribe_sotw(request.resource_names, names_fingerprint(request))
+    again = DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=["a", "b"], response_nonce="2")
+    assert not state.subscribe_sotw(again.resource_names, names_fingerprint(again))
+    other = DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=["a"], response_nonce="3")
+    assert state.subscribe_sotw(other.resource_names, names_fingerprint(other))
+    assert state.subscription.names == {"a"}
+
+
+def test_subscriptions_with_the_same_names_share_one_set() -> None:
+    a, b = TypeState(ENDPOINT_TYPE), TypeState(ENDPOINT_TYPE)
+    a.subscribe_sotw(["x", "y"])
+    b.subscribe_sotw(["y", "x"])
+    assert a.subscription.names is b.subscription.names
+
+
+def test_encoded_responses_are_what_protobuf_serialises() -> None:
+    snap = Encoder().snapshot(v.view(), 0.0)
+    resources = list(snap.of_type(CLUSTER_TYPE).values())
+    sotw = sotw_response("v1", CLUSTER_TYPE, "7", [r.sotw_entry for r in resources])
+    expected = DiscoveryResponse(
+        version_info="v1", resources=[r.any for r in resources], type_url=CLUSTER_TYPE, nonce="7"
+    )
+    assert sotw.data == expected.SerializeToString(deterministic=True) and sotw.resources == 2
+    entries = [r.delta_entry for r in resources]
+    delta = delta_response("v2", CLUSTER_TYPE, "8", entries, removed=["gone", ""])
+    parsed = DeltaDiscoveryResponse.FromString(delta.data)
+    assert [(r.name, r.version) for r in parsed.resources] == [(r.name, r.version) for r in resources]
+    assert list(parsed.removed_resources) == ["gone", ""] and parsed.nonce == "8"
+    assert delta.data == parsed.SerializeToString(deterministic=True)
