@@ -45,10 +45,11 @@ class ControlPlane:
     def translation(self) -> Translation | None:
         if self._translation is None and self.world is not None:
             started = time.perf_counter()
-            self._translation = self.translator.load(self.world)
-            statuses = self._translation.statuses
+            self._translation = self.translator.load(
+                self.world
+            )  # status is computed when asked for, off the push path
             self.cache.metrics.observe_translation(time.perf_counter() - started)
-            log.debug("translated %d objects, %d routes with status", len(self.world), len(statuses.routes))
+            log.debug("loaded a World of %d objects", len(self.world))
             if self.on_translation is not None:
                 self.on_translation(self._translation)
         return self._translation
