@@ -242,27 +242,28 @@ class Translation:
             for ref, ns in zip(refs, namespaces, strict=True)
         )
 
-    def _routes(
+    def _group(
         self, service: Service, port: ServicePort, client_ns: str
-    ) -> tuple[str, list[rc.Route], tuple[Any, ...]]:
+    ) -> tuple[PortKey, str, list[Any], tuple[Any, ...]]:
+        """The routes a client in `client_ns` gets for this Service port (GAMMA's producer/consumer choice), and
+        every object the resulting Envoy routes depend on: the memo key's inputs."""
         key: PortKey = (service.namespace, service.name, port.port)
         group, routes = self.bindings.routes_for(key, client_ns)
-        inputs = (service, *routes, *self._backend_inputs(routes))
+        return key, group, routes, (service, *routes, *self._backend_inputs(routes))
+
+    def _entries(self, port: ServicePort, key: PortKey, routes: list[Any]) -> list[rc.Route]:
         if not routes:
-            return group, [passthrough_route(cluster_name(*key[:2], port.port))], inputs
-        return group, build_routes(self.world, routes, port.port), inputs
+            return [passthrough_route(cluster_name(key[0], key[1], port.port))]
+        return build_routes(self.world, routes, port.port)
 
     def route_config(
         self, service: Service, port: ServicePort, client_ns: str
     ) -> route_pb2.RouteConfiguration:
-        key: PortKey = (service.namespace, service.name, port.port)
-        group, routes = self.bindings.routes_for(key, client_ns)
-        inputs = (service, *routes, *self._backend_inputs(routes))
+        key, group, routes, inputs = self._group(service, port, client_ns)
         name = route_config_name(service.namespace, service.name, port.port)
 
         def build() -> route_pb2.RouteConfiguration:
-            _, entries, _ = self._routes(service, port, client_ns)
-            vhost = rc.VirtualHost(name=name, domains=["*"], routes=entries)
+            vhost = rc.VirtualHost(name=name, domains=["*"], routes=self._entries(port, key, routes))
             return route_pb2.RouteConfiguration(
                 name=name, virtual_hosts=[vhost], validate_clusters={"value": False}
             )
@@ -270,17 +271,14 @@ class Translation:
         return self.memos["route_config"].get((key, group), inputs, build)
 
     def _vhost(self, service: Service, port: ServicePort, ip: str, client_ns: str) -> rc.VirtualHost:
-        key: PortKey = (service.namespace, service.name, port.port)
-        group, routes = self.bindings.routes_for(key, client_ns)
+        key, group, routes, inputs = self._group(service, port, client_ns)
         local = service.namespace == client_ns
-        inputs = (service, *routes, *self._backend_inputs(routes))
 
         def build() -> rc.VirtualHost:
-            _, entries, _ = self._routes(service, port, client_ns)
             return rc.VirtualHost(
                 name=route_config_name(service.namespace, service.name, port.port),
                 domains=proxy_domains(service, port.port, ip, local),
-                routes=entries,
+                routes=self._entries(port, key, routes),
             )
 
         return self.memos["vhost"].get((key, group, local), inputs, build)
