@@ -60,10 +60,7 @@ class DeltaStream(Stream):
 
     def make_response(self, state: TypeState, snap: Snapshot, forced: set[str]) -> Outgoing | None:
         diff = state.diff_snapshot(snap)
-        send = dict(diff.changed)
-        for name in forced:
-            if (res := state.offered(name, snap)) is not None:
-                send[name] = res
+        send = state.to_send(diff.changed, forced, snap)
         if not send:
             return None
         if state.offers_exactly(len(send), snap):

@@ -86,10 +86,7 @@ class SotwStream(Stream):
             # then holds just what snap offers.
             offered = None if diff.gone else self._offered(state, snap)
             return Outgoing(self._response(state, changed, [], offered), changed)
-        send = dict(diff.changed)
-        for name in forced:
-            if (res := state.offered(name, snap)) is not None:
-                send[name] = res
+        send = state.to_send(diff.changed, forced, snap)
         if not send:
             return None
         # Resources of other types that vanished cannot be removed in SotW: the client drops them when it

@@ -178,6 +178,15 @@ class TypeState:
         res = snap.of_type(self.type_url).get(name)
         return res if res is not None and self.subscription.wants(name) else None
 
+    def to_send(self, changed: Mapping[str, Resource], forced: set[str], snap: Snapshot) -> dict[str, Resource]:
+        """What a response carries: the resources that changed for this client, plus those it must get again
+        (`forced`: newly subscribed names, or a re-request) if `snap` offers them."""
+        send = dict(changed)
+        for name in forced:
+            if (res := self.offered(name, snap)) is not None:
+                send[name] = res
+        return send
+
     def target(self, available: Mapping[str, Resource]) -> dict[str, Resource]:
         """Everything `available` offers this client, by name (sorted). O(resources): for status pages."""
         names = self.subscription.interest(available)
