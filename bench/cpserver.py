@@ -10,6 +10,7 @@ the new World was published (time.monotonic() is the same clock in every process
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import json
 import sys
@@ -77,9 +78,12 @@ async def main(services: int, extra: list[dict[str, Any]]) -> None:
         pstats.Stats(profiler[0], stream=out).sort_stats("tottime").print_stats(top)
         return {"text": out.getvalue()}
 
-    async def collect() -> dict[str, Any]:
+    async def collect(trim: bool = False) -> dict[str, Any]:
+        """A garbage collection; with `trim`, glibc then returns the free memory it kept to the OS."""
         gc.collect()
-        return {"ok": True}
+        if trim:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return {"ok": True, "blocks": sys.getallocatedblocks()}
 
     await serve_commands(
         {

@@ -74,19 +74,23 @@ def _answer(conn: http.client.HTTPConnection) -> str:
     return str(json.loads(body).get("service", ""))
 
 
-def wait_all(ports: list[int], expect: str, timeout: float = 60.0) -> list[float | None]:
-    """Poll every sidecar (one thread each, keep-alive) until it answers `expect`; the monotonic time it did."""
+def wait_all(ports: list[int], expect: str, timeout: float = 60.0) -> tuple[list[float | None], list[str]]:
+    """Poll every sidecar (one thread each, keep-alive) until it answers `expect`: the monotonic time it did
+    (None if it never did), and each sidecar's last answer (for the error when one never does)."""
     out: list[float | None] = [None] * len(ports)
+    last = [""] * len(ports)
 
     def poll(i: int) -> None:
         deadline = time.monotonic() + timeout
         conn = http.client.HTTPConnection("127.0.0.1", ports[i], timeout=5)
         while time.monotonic() < deadline:
             try:
-                if _answer(conn) == expect:
+                last[i] = _answer(conn)
+                if last[i] == expect:
                     out[i] = time.monotonic()
                     break
-            except (OSError, http.client.HTTPException, ValueError):
+            except (OSError, http.client.HTTPException, ValueError) as err:
+                last[i] = f"{type(err).__name__}: {err}"
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", ports[i], timeout=5)
             time.sleep(0.002)
@@ -97,7 +101,27 @@ def wait_all(ports: list[int], expect: str, timeout: float = 60.0) -> list[float
         t.start()
     for t in threads:
         t.join()
-    return out
+    return out, last
+
+
+def not_routing(envoys: list[Envoy], got: list[float | None], last: list[str], expect: str) -> str:
+    """What the sidecars that never answered `expect` did instead, with what their Envoy says."""
+    lines = []
+    for envoy, t, answer in zip(envoys, got, last, strict=True):
+        if t is not None:
+            continue
+        try:
+            stats = envoy.stats("control_plane.")
+            clusters = envoy.stats("cluster_manager.")
+            state = (
+                f"connected={stats.get('control_plane.connected_state')} "
+                f"clusters active={clusters.get('cluster_manager.active_clusters')} "
+                f"warming={clusters.get('cluster_manager.warming_clusters')}"
+            )
+        except OSError as err:
+            state = f"admin unreachable: {err}"
+        lines.append(f"{envoy.name}: last answer {answer!r}; {state}\n{envoy.logs()[-1500:]}")
+    return f"{len(lines)} of {len(envoys)} sidecars never answered {expect!r}:\n" + "\n".join(lines)
 
 
 def run(figs: Figures, quick: bool) -> None:
@@ -141,9 +165,9 @@ def run(figs: Figures, quick: bool) -> None:
                 envoys.append(Envoy(config, Path(tmp), name=f"bench-{i}").start(log_level="warning"))
             for envoy in envoys:
                 envoy.wait_ready(timeout=180)
-            first = wait_all(outbound, "a", timeout=120)
+            first, last = wait_all(outbound, "a", timeout=120)
             if any(t is None for t in first):
-                raise RuntimeError("not every sidecar routes to bench-a:\n" + envoys[0].logs()[-3000:])
+                raise RuntimeError(not_routing(envoys, first, last, "a"))
             figs.fig(
                 "envoy",
                 f"{count} sidecars, S={services:,}: start until all route",
@@ -157,16 +181,16 @@ def run(figs: Figures, quick: bool) -> None:
             for rep in range(reps):
                 for kind, expect, raw in steps:
                     t0 = server.call("put", raw=raw)["t0"]
-                    got = wait_all(outbound, expect)
+                    got, last = wait_all(outbound, expect)
                     if any(t is None for t in got):
-                        raise RuntimeError(f"{kind} change did not reach every sidecar")
+                        raise RuntimeError(f"{kind} change: " + not_routing(envoys, got, last, expect))
                     ms = sorted((t - t0) * 1000 for t in got if t is not None)
                     results[kind].append((statistics.median(ms), ms[-1]))
                 if rep < reps - 1:
                     for kind, expect, raw in reversed(back):
                         server.call("put", raw=raw)
                         if kind == "route":
-                            wait_all(outbound, expect)
+                            wait_all(outbound, expect)  # the timed step starts from a settled state
                     time.sleep(0.5)
             for kind, label in (
                 ("route", "route change (backend a -> b)"),

@@ -7,7 +7,7 @@ import time
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest
 
 from gammaxds.xds.resources import Resource
-from gammaxds.xds.snapshot import Snapshot
+from gammaxds.xds.snapshot import Offer, Snapshot
 from gammaxds.xds.stream import Outgoing, Stream
 from gammaxds.xds.typestate import TypeState
 from gammaxds.xds.wire import Encoded, delta_entry, delta_response, offered_entries
@@ -48,18 +48,33 @@ class DeltaStream(Stream):
         removed: list[str],
         absent: list[str],
         entries: list[bytes] | None = None,
+        offer: Offer | None = None,
     ) -> Encoded:
-        """Record the response and encode it. `entries`: its resources, when known to be what snap offers."""
+        """Record the response and encode it. `entries`: its resources, when known to be what snap offers;
+        `offer`: it is all of that offer, to a client holding nothing."""
         seq = self.next_seq()
         version = state.record_sent(
-            seq, delivered, removed, absent, now=time.time(), monotonic=time.monotonic()
+            seq, delivered, removed, absent, now=time.time(), monotonic=time.monotonic(), offer=offer
         )
+        if offer is not None:
+            values = offer.resources.values()
+            return offer.response(
+                self.protocol,
+                state.nonce,
+                lambda: delta_response(version, state.type_url, state.nonce, [r.delta_entry for r in values]),
+            )
         if entries is None:
             entries = [res.delta_entry for res in delivered]
         return delta_response(version, state.type_url, state.nonce, entries, removed=removed + absent)
 
     def make_response(self, state: TypeState, snap: Snapshot, forced: set[str]) -> Outgoing | None:
         diff = state.diff_snapshot(snap)
+        if diff.offer is not None:
+            # A client holding nothing is sent all of the view's shared offer (any forced name is in it).
+            if not diff.offer.resources:
+                return None  # nothing offered: the break half answers
+            changed = list(diff.offer.resources.values())
+            return Outgoing(self._response(state, changed, [], [], offer=diff.offer), changed)
         send = state.to_send(diff.changed, forced, snap)
         if not send:
             return None

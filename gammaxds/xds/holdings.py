@@ -109,6 +109,18 @@ class Holdings:
         else:
             del self._overrides[name]
 
+    @property
+    def empty(self) -> bool:
+        """O(1): nothing held, nothing announced (a stream's first response of a type)."""
+        return not self._overrides and not self._base
+
+    def assume(
+        self, base: Mapping[str, Resource], generation: int, scope: frozenset[str] | None, total: int
+    ) -> None:
+        """From empty, the client now holds `base` restricted to `scope`, whose tokens sum to `total`."""
+        assert self.empty
+        self._base, self.generation, self._scope, self._total = base, generation, scope, total
+
     def rebase(self, base: Mapping[str, Resource], generation: int, scope: frozenset[str] | None) -> None:
         """The client now holds exactly `base` restricted to `scope` (the caller checked): forget the
         overrides. The set's version is unchanged, since its content is."""

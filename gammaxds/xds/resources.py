@@ -63,17 +63,18 @@ class Resource:
     token: int  # item_token(name, version): what it adds to a client's state version
     sotw_entry: bytes  # this resource as one `resources` entry of a DiscoveryResponse
     delta_entry: bytes  # ... and of a DeltaDiscoveryResponse
+    # For an EDS cluster, the ClusterLoadAssignment name it subscribes to; else None. Kept, not derived:
+    # a push reads it for every changed cluster of every stream.
+    eds_name: str | None = None
 
-    @property
-    def eds_name(self) -> str | None:
-        """For an EDS cluster, the ClusterLoadAssignment name it subscribes to; else None."""
-        if self.type_url != CLUSTER_TYPE:
-            return None
-        cluster = self.message
-        assert isinstance(cluster, Cluster)
-        if cluster.WhichOneof("cluster_discovery_type") != "type" or cluster.type != Cluster.EDS:
-            return None
-        return cluster.eds_cluster_config.service_name or cluster.name
+
+def _eds_name(type_url: str, message: Message) -> str | None:
+    if type_url != CLUSTER_TYPE:
+        return None
+    assert isinstance(message, Cluster)
+    if message.WhichOneof("cluster_discovery_type") != "type" or message.type != Cluster.EDS:
+        return None
+    return message.eds_cluster_config.service_name or message.name
 
 
 def encode(type_url: str, name: str, message: Message) -> Resource:
@@ -91,4 +92,5 @@ def encode(type_url: str, name: str, message: Message) -> Resource:
         item_token(name, version),
         length_delimited(RESOURCES_FIELD, packed.SerializeToString(deterministic=True)),
         length_delimited(RESOURCES_FIELD, delta.SerializeToString(deterministic=True)),
+        _eds_name(type_url, message),
     )

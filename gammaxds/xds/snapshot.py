@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
 from gammaxds.translate.view import PUSH_ORDER, View, ViewKey
 from gammaxds.xds.resources import Resource, encode
+from gammaxds.xds.wire import Encoded
 
 MASK = (1 << 64) - 1
 # How far back a mapping remembers what changed: a stream more than this many changes behind (or whose
@@ -76,6 +77,58 @@ def _digest(total: int) -> str:
     return f"{total & MASK:016x}"
 
 
+@dataclass(frozen=True, eq=False, slots=True)
+class Offer:
+    """Everything one snapshot mapping offers one subscription, in name order.
+
+    Why: a client that holds nothing (a connect, or a reconnect storm after a restart) is sent exactly
+    this. Computed once per view and subscription instead of once per stream, its first response costs
+    the stream O(1) bookkeeping instead of a comparison, a sort and a record per resource (~50 ms per
+    stream at 8,000 resources)."""
+
+    mapping: Mapping[str, Resource]
+    generation: int  # the mapping's Lineage generation; 0: none
+    scope: frozenset[str] | None  # the names offered: all (None, a wildcard) or these
+    resources: dict[str, Resource]
+    missing: tuple[str, ...]  # names asked for explicitly that the mapping lacks, sorted
+    total: int  # the sum of the resources' tokens: the set's version
+    # First responses, by (protocol, nonce): streams number their responses alike, so the streams of a
+    # view that connect alike are sent the very same bytes (one copy of a whole view, not one per stream).
+    _responses: dict[tuple[str, str], Encoded] = field(default_factory=dict)
+
+    def response(self, protocol: str, nonce: str, build: Callable[[], Encoded]) -> Encoded:
+        key = (protocol, nonce)
+        known = self._responses.get(key)
+        if known is None:
+            known = build()
+            if len(self._responses) < MAX_OFFER_RESPONSES:
+                self._responses[key] = known
+        return known
+
+    @classmethod
+    def of(
+        cls, mapping: Mapping[str, Resource], lineage: Lineage | None, wildcard: bool, names: frozenset[str]
+    ) -> Offer:
+        if wildcard:
+            scope, resources = None, dict(mapping)
+        else:
+            scope, resources = names, {name: res for name, res in mapping.items() if name in names}
+        return cls(
+            mapping,
+            lineage.generation if lineage is not None else 0,
+            scope,
+            resources,
+            tuple(sorted(name for name in names if name not in mapping)),
+            sum(res.token for res in resources.values()),
+        )
+
+
+# Offers remembered per snapshot (streams of one view nearly always share one subscription per type), and
+# first responses per offer (SotW and delta, each with the nonce its streams usually reach it at).
+MAX_OFFERS = 16
+MAX_OFFER_RESPONSES = 4
+
+
 @dataclass(frozen=True, eq=False)
 class Snapshot:
     """The encoded resources of one view. Immutable: streams hold on to it while they push."""
@@ -86,12 +139,26 @@ class Snapshot:
     updated_at: float
     digest: str = field(default="")
     lineage: Mapping[str, Lineage] = field(default_factory=dict)
+    _offers: dict[tuple[str, bool, frozenset[str]], Offer] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def of_type(self, type_url: str) -> Mapping[str, Resource]:
         return self.resources.get(type_url, {})
 
     def lineage_of(self, type_url: str) -> Lineage | None:
         return self.lineage.get(type_url)
+
+    def offer(self, type_url: str, wildcard: bool, names: frozenset[str]) -> Offer:
+        """What this snapshot offers a subscription (`wildcard`, or `names`), computed once and shared by
+        every stream of the view with that subscription."""
+        key = (type_url, wildcard, names)
+        known = self._offers.get(key)
+        if known is None:
+            known = Offer.of(self.of_type(type_url), self.lineage_of(type_url), wildcard, names)
+            if len(self._offers) < MAX_OFFERS:
+                self._offers[key] = known
+        return known
 
 
 class Encoder:

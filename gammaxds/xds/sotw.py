@@ -7,7 +7,7 @@ import time
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
 
 from gammaxds.xds.resources import Resource
-from gammaxds.xds.snapshot import Snapshot
+from gammaxds.xds.snapshot import Offer, Snapshot
 from gammaxds.xds.stream import Outgoing, Stream
 from gammaxds.xds.subscription import LEGACY_WILDCARD_TYPES
 from gammaxds.xds.typestate import TypeState
@@ -58,10 +58,21 @@ class SotwStream(Stream):
         delivered: list[Resource],
         removed: list[str],
         entries: list[bytes] | None = None,
+        offer: Offer | None = None,
     ) -> Encoded:
-        """Record the response and encode it. `entries`: its resources, when known to be what snap offers."""
+        """Record the response and encode it. `entries`: its resources, when known to be what snap offers;
+        `offer`: it is all of that offer, to a client holding nothing."""
         seq = self.next_seq()
-        version = state.record_sent(seq, delivered, removed, now=time.time(), monotonic=time.monotonic())
+        version = state.record_sent(
+            seq, delivered, removed, now=time.time(), monotonic=time.monotonic(), offer=offer
+        )
+        if offer is not None:
+            values = offer.resources.values()
+            return offer.response(
+                self.protocol,
+                state.nonce,
+                lambda: sotw_response(version, state.type_url, state.nonce, [r.sotw_entry for r in values]),
+            )
         if entries is None:
             if state.type_url in FULL_STATE_TYPES:
                 # Full-state types resend everything held (sorted by name); the others only what changed.
@@ -78,6 +89,11 @@ class SotwStream(Stream):
     def make_response(self, state: TypeState, snap: Snapshot, forced: set[str]) -> Outgoing | None:
         diff = state.diff_snapshot(snap)
         changed = list(diff.changed.values())
+        if diff.offer is not None:
+            # A client holding nothing is sent all of the view's shared offer (any forced name is in it).
+            if not changed:
+                return None  # nothing offered: the break half answers
+            return Outgoing(self._response(state, changed, [], offer=diff.offer), changed)
         if state.type_url in FULL_STATE_TYPES:
             if not changed:
                 return None  # only removals (or nothing): the break half sends them

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from gammaxds.xds.holdings import Announced, Entry, Holdings
 from gammaxds.xds.resources import Resource
-from gammaxds.xds.snapshot import Lineage, Snapshot
+from gammaxds.xds.snapshot import Lineage, Offer, Snapshot
 from gammaxds.xds.subscription import Subscription
 
 OUTSTANDING_LIMIT = 64
@@ -30,15 +30,18 @@ class Nack:
 class Diff:
     """The wanted resources against what the client holds. Each list is sorted by name."""
 
-    changed: dict[str, Resource]  # wanted and available, not held at this version
+    changed: Mapping[str, Resource]  # wanted and available, not held at this version (read-only)
     gone: list[str]  # held but no longer wanted or available
     absent: list[str]  # asked for by name, never available, not yet reported absent (delta)
+    # Set when the client holds nothing: `changed` is all of this offer (shared by the view's streams)
+    offer: Offer | None = None
 
 
 class TypeState:
     __slots__ = (
         "_outstanding",
         "_pending",
+        "_pending_offer",
         "_synced_subscription",
         "acked_seq",
         "acked_version",
@@ -71,6 +74,8 @@ class TypeState:
         self._outstanding: dict[str, tuple[int, str, float]] = {}
         # name → response that delivered it, for deliveries not yet acknowledged (what CSDS reports)
         self._pending: dict[str, int] = {}
+        # A whole offer delivered in one response, not yet acknowledged: (response, offer)
+        self._pending_offer: tuple[int, Offer] | None = None
         # The subscription generation the holdings' scope was taken at; -1: never synced
         self._synced_subscription = -1
 
@@ -84,7 +89,11 @@ class TypeState:
 
     def delivered_in(self, name: str) -> int:
         """The response that delivered the held `name`, if not yet acknowledged; else 0."""
-        return self._pending.get(name, 0)
+        seq = self._pending.get(name)
+        if seq is not None:
+            return seq
+        bulk = self._pending_offer
+        return bulk[0] if bulk is not None and name in bulk[1].resources else 0
 
     def announce(self, name: str, version: str) -> None:
         """A reconnecting delta client holds `name` at `version` already."""
@@ -159,6 +168,12 @@ class TypeState:
         )
 
     def diff_snapshot(self, snap: Snapshot) -> Diff:
+        if self.holdings.empty:
+            # Everything offered is new to the client: the view's shared offer is the whole difference.
+            sub = self.subscription
+            offer = snap.offer(self.type_url, sub.wildcard, sub.names)
+            absent = [name for name in offer.missing if name not in self.reported_absent]
+            return Diff(offer.resources, [], absent, offer)
         return self.diff(snap.of_type(self.type_url), snap.lineage_of(self.type_url))
 
     def _candidates(self, lineage: Lineage | None) -> set[str] | None:
@@ -178,7 +193,9 @@ class TypeState:
         res = snap.of_type(self.type_url).get(name)
         return res if res is not None and self.subscription.wants(name) else None
 
-    def to_send(self, changed: Mapping[str, Resource], forced: set[str], snap: Snapshot) -> dict[str, Resource]:
+    def to_send(
+        self, changed: Mapping[str, Resource], forced: set[str], snap: Snapshot
+    ) -> dict[str, Resource]:
         """What a response carries: the resources that changed for this client, plus those it must get again
         (`forced`: newly subscribed names, or a re-request) if `snap` offers them."""
         send = dict(changed)
@@ -220,9 +237,20 @@ class TypeState:
         *,
         now: float,
         monotonic: float,
+        offer: Offer | None = None,
     ) -> str:
-        """Update what the client holds after response `seq`; returns the version of that state."""
-        for res in delivered:
+        """Update what the client holds after response `seq`; returns the version of that state.
+        `offer`: the response delivered all of it to a client holding nothing (`delivered` is ignored)."""
+        if offer is not None:
+            self.holdings.assume(offer.mapping, offer.generation, offer.scope, offer.total)
+            if not offer.missing:
+                # Synced: nothing else to compare. (Names that do not exist are left to a full comparison
+                # in the break half, which reports them absent.)
+                self._synced_subscription = self.subscription.generation
+            self._pending_offer = (seq, offer)
+            if self.reported_absent:
+                self.reported_absent.difference_update(offer.resources)
+        for res in () if offer is not None else delivered:
             self.holdings.put(res)
             self._pending[res.name] = seq
             self.reported_absent.discard(res.name)
@@ -265,6 +293,8 @@ class TypeState:
         if self._pending:
             acked = self.acked_seq
             self._pending = {name: s for name, s in self._pending.items() if s > acked}
+        if self._pending_offer is not None and self._pending_offer[0] <= self.acked_seq:
+            self._pending_offer = None
         self.last_updated = now
         return monotonic - sent_at
 

@@ -150,6 +150,51 @@ async def test_one_change_reaches_every_stream_with_o_changed_work(
     assert lookups[0] <= 4 * len(clients)  # O(changed) per stream, not O(resources)
 
 
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
+async def test_streams_that_connect_alike_get_the_same_first_responses_without_per_resource_work(
+    views: Views,
+    connect: Connect,
+    server: XdsServer,
+    cache: SnapshotCache,
+    monkeypatch: pytest.MonkeyPatch,
+    delta: bool,
+) -> None:
+    views.set(big_view(ports()))
+    puts = count_calls(monkeypatch, Holdings, "put")
+    lookups = count_calls(monkeypatch, Holdings, "get")
+    clients = [connect(delta=delta) for _ in range(3)]
+    for client in clients:
+        await synced(client, list(ports()))
+    first = [[r.SerializeToString() for r in client.received] for client in clients]
+    assert len(first[0]) == 4 and first[1] == first[0] and first[2] == first[0]  # byte for byte
+    eds = next(r for r in clients[0].received if r.type_url == ENDPOINT_TYPE)
+    assert len(eds.resources) == SIZE
+    # A connect is O(1) per stream: the view's shared offer, no record or comparison per resource.
+    assert puts[0] == 0 and lookups[0] <= 4 * len(clients)
+    for stream in server.streams:
+        assert stream.key is not None
+        snap = cache.snapshot(stream.key)
+        assert snap is not None and all(state.in_sync(snap) for state in stream.types.values())
+
+
+def test_a_whole_offer_is_pending_until_acknowledged() -> None:
+    snap = Encoder().snapshot(big_view(ports()), 0.0)
+    state = TypeState(ENDPOINT_TYPE)
+    state.subscribe_sotw([*ports(), "nowhere"])
+    diff = state.diff_snapshot(snap)
+    assert diff.offer is not None and len(diff.changed) == SIZE and diff.absent == ["nowhere"]
+    version = state.record_sent(7, [], now=0.0, monotonic=0.0, offer=diff.offer)
+    reference = TypeState(ENDPOINT_TYPE)
+    reference.record_sent(1, list(diff.changed.values()), now=0.0, monotonic=0.0)
+    assert version == reference.sent_version  # the same content, the same version
+    assert state.held("c0001") is snap.of_type(ENDPOINT_TYPE)["c0001"] and state.held("nowhere") is None
+    assert state.delivered_in("c0001") == 7  # CSDS: sent, not yet acknowledged
+    state.record_ack("7", now=1.0, monotonic=1.0)
+    assert state.delivered_in("c0001") == 0
+    # "nowhere" does not exist: the next comparison is a full one, and finds it absent again.
+    assert state.diff_snapshot(snap).absent == ["nowhere"]
+
+
 async def test_an_ack_repeating_the_names_is_recognised_without_reading_them() -> None:
     state = TypeState(ENDPOINT_TYPE)
     request = DiscoveryRequest(type_url=ENDPOINT_TYPE, resource_names=["a", "b"], response_nonce="1")
