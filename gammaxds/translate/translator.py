@@ -24,9 +24,10 @@ from .protos import route_components_pb2 as rc
 from .routes import build_routes, passthrough_route
 from .services import is_http, parent_problem, proxied_ports
 from .statuses import route_statuses
-from .view import ENDPOINT_TYPE, View, ViewKey
+from .view import ENDPOINT_TYPE, ROUTE_TYPE, View, ViewKey
 
 T = TypeVar("T")
+ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute"})
 
 
 class _Memo:
@@ -73,10 +74,16 @@ class Translator:
         if last is not None:
             changed = world.diff(last.world)
             world.inherit(last.world, changed)
+        derived = None
         if last is not None and changed is not None and Translation.endpoints_only(changed):
             # Only EndpointSlices changed: everything but their ClusterLoadAssignments is reused as is, and
             # the memos keep their generation (nothing else was looked at, so nothing else may be dropped).
-            translation = Translation(self, world, last, changed)
+            derived = Translation(self, world, last, changed)
+        elif last is not None and changed is not None and Translation.routes_only(changed):
+            # Only routes changed: the same, for the route configurations of the Service ports they bind.
+            derived = Translation.after_route_change(self, world, last)
+        if derived is not None:
+            translation = derived
         else:
             for memo in self.memos.values():
                 memo.next_generation()
@@ -104,6 +111,11 @@ class Translation:
         # An endpoints-only successor of `previous`: its views are `previous`'s, with these CLAs replaced.
         self._previous: Translation | None = None
         self._changed_endpoints: dict[str, Any] = {}
+        # A routes-only successor of `previous`: its views are `previous`'s, with these ports' routes rebuilt.
+        self._changed_ports: set[PortKey] = set()
+        # Each proxy-mode view's virtual hosts by Service port (client namespace → entries), for the next
+        # routes-only change
+        self._proxy_vhosts: dict[str, list[tuple[PortKey, rc.VirtualHost]]] = {}
         if previous is not None and changed is not None:
             self._derive(previous, changed)
             return
@@ -113,6 +125,31 @@ class Translation:
     @staticmethod
     def endpoints_only(changed: set[Key]) -> bool:
         return all(kind == "EndpointSlice" for kind, _ns, _name in changed)
+
+    @staticmethod
+    def routes_only(changed: set[Key]) -> bool:
+        return all(kind in ROUTE_KINDS for kind, _ns, _name in changed)
+
+    @classmethod
+    def after_route_change(
+        cls, translator: Translator, world: World, previous: Translation
+    ) -> Translation | None:
+        """Only routes changed: clusters, endpoints and listeners do not depend on them (see the memo inputs),
+        so they are `previous`'s; views rebuild the route configurations of the Service ports whose routes
+        changed. None when a namespace started or stopped having consumer routes (its transparent view is no
+        longer the shared one): a full translation then."""
+        bindings = bind_routes(world)
+        consumers = bindings.consumer_namespaces()
+        if consumers != previous.consumer_namespaces:
+            return None
+        out = cls(translator, world, previous, set())
+        out.bindings, out.consumer_namespaces = bindings, consumers
+        out.__dict__.pop("statuses", None)  # status follows the routes: computed again when asked for
+        old, new = previous.bindings.by_port, bindings.by_port
+        out._changed_ports = {
+            port for port in old.keys() | new.keys() if not _same_groups(old.get(port), new.get(port))
+        }
+        return out
 
     def _derive(self, previous: Translation, changed: set[Key]) -> None:
         """Only EndpointSlices changed: bindings, status, clusters, listeners and routes do not depend on them
@@ -124,12 +161,20 @@ class Translation:
             "service_ports",
             "clusters",
             "frontends",
+            "_frontend_index",
             "service_listeners",
             "virtual_outbound",
             "statuses",
         ):
             if name in done:
                 self.__dict__[name] = done[name]
+        self._previous = previous
+        previous._previous = None  # one step back is all a view needs; older translations are freed
+        if not changed:  # a routes-only change: the endpoints too are the previous ones
+            for name in ("endpoints", "_endpoint_index"):
+                if name in done:
+                    self.__dict__[name] = done[name]
+            return
         if "endpoints" not in done:
             return
         self.__dict__["_endpoint_index"] = index = previous._endpoint_index
@@ -159,8 +204,6 @@ class Translation:
                     endpoints[i] = cla
                     self._changed_endpoints[cname] = cla
         self.__dict__["endpoints"] = tuple(endpoints)
-        self._previous = previous
-        previous._previous = None  # one step back is all a view needs; older translations are freed
 
     # --- view-independent resources ---------------------------------------------------------------------
 
@@ -201,6 +244,11 @@ class Translation:
             if parent_problem(s) is None and s.cluster_ip:
                 out.append((s, p, s.cluster_ip))
         return out
+
+    @cached_property
+    def _frontend_index(self) -> dict[PortKey, tuple[Service, ServicePort, str]]:
+        """The HTTP frontends by Service port: those that have route configurations."""
+        return {(s.namespace, s.name, p.port): (s, p, ip) for s, p, ip in self.frontends if is_http(p)}
 
     @cached_property
     def service_listeners(self) -> tuple[Any, ...]:
@@ -293,23 +341,66 @@ class Translation:
         return view
 
     def _derived_view(self, key: ViewKey) -> View | None:
-        """The previous translation's view of `key` with the rebuilt CLAs swapped in, or None."""
+        """The previous translation's view of `key` with the rebuilt CLAs or route configurations swapped in,
+        or None (build it whole)."""
         previous = self._previous
         old = previous._views.get(key) if previous is not None else None
         # Every view of `previous` holds its endpoints (built from them, or memoised on their identity).
         if old is None or previous is None or len(old.endpoints) != len(previous.endpoints):
             return None
-        if not self._changed_endpoints:
+        changed: dict[str, dict[str, Any]] = {}
+        if self._changed_endpoints:
+            changed[ENDPOINT_TYPE] = self._changed_endpoints
+        routes = self._changed_routes(key, old, previous)
+        if routes is None:
+            return None
+        if routes:
+            changed[ROUTE_TYPE] = routes
+        if not changed:
             return old
         view = copy.copy(old)
         by_type = dict(old.by_type)
-        by_type[ENDPOINT_TYPE] = {**by_type[ENDPOINT_TYPE], **self._changed_endpoints}
-        object.__setattr__(view, "endpoints", self.endpoints)
+        for type_url, messages in changed.items():
+            by_type[type_url] = {**by_type[type_url], **messages}
         object.__setattr__(view, "by_type", by_type)
+        if ENDPOINT_TYPE in changed:
+            object.__setattr__(view, "endpoints", self.endpoints)
+        if ROUTE_TYPE in changed:
+            # The same names in the same (sorted) order: only routes changed, not which Service ports exist.
+            configs = by_type[ROUTE_TYPE]
+            object.__setattr__(view, "routes", tuple(configs[r.name] for r in old.routes))
         # For the snapshot encoder: what differs from `old` (its snapshot is patched instead of rebuilt).
-        object.__setattr__(view, "derived_from", (old, {ENDPOINT_TYPE: frozenset(self._changed_endpoints)}))
+        object.__setattr__(view, "derived_from", (old, {t: frozenset(m) for t, m in changed.items()}))
         object.__setattr__(old, "derived_from", None)  # no chains: only the latest step is kept
         return view
+
+    def _changed_routes(self, key: ViewKey, old: View, previous: Translation) -> dict[str, Any] | None:
+        """The route configurations of `key`'s view that differ from `old`'s after a routes-only change, by
+        name; None if they cannot be told apart from `old` alone."""
+        if key.capture == "proxy":
+            entries = previous._proxy_vhosts.get(key.namespace)
+            if entries is None:
+                return None
+            fresh = list(entries)
+            for i, (port, _vhost) in enumerate(entries):
+                if port in self._changed_ports:
+                    s, p, ip = self._frontend_index[port]
+                    fresh[i] = (port, self._vhost(s, p, ip, key.namespace))
+            self._proxy_vhosts[key.namespace] = fresh
+            if all(a[1] is b[1] for a, b in zip(entries, fresh, strict=True)):
+                return {}
+            config = self._proxy_config(key.namespace, [vhost for _port, vhost in fresh])
+            return {config.name: config}
+        out: dict[str, Any] = {}
+        configs = old.by_type[ROUTE_TYPE]
+        for port in self._changed_ports:
+            frontend = self._frontend_index.get(port)
+            if frontend is None:
+                continue  # no cluster IP, or not HTTP: routes do not attach to it
+            config = self.route_config(frontend[0], frontend[1], key.namespace)
+            if configs.get(config.name) is not config:
+                out[config.name] = config
+        return out
 
     def _view(self, key: ViewKey) -> View:
         if key.capture == "proxy":
@@ -333,23 +424,16 @@ class Translation:
         )
 
     def _proxy_view(self, key: ViewKey) -> View:
-        vhosts: list[rc.VirtualHost] = []
+        entries: list[tuple[PortKey, rc.VirtualHost]] = []
         seen: set[str] = set()
-        for s, p, ip in self.frontends:
-            if not is_http(p):
-                continue
+        for port, (s, p, ip) in self._frontend_index.items():
             vh = self._vhost(s, p, ip, key.namespace)
             if seen.isdisjoint(vh.domains):
-                vhosts.append(vh)
+                entries.append((port, vh))
                 seen.update(vh.domains)
-        vhosts.sort(key=lambda v: v.name)
-        config = self.memos["proxy"].get(
-            ("rc", key.namespace),
-            tuple(vhosts),
-            lambda: route_pb2.RouteConfiguration(
-                name=PROXY_ROUTE_CONFIG, virtual_hosts=vhosts, validate_clusters={"value": False}
-            ),
-        )
+        entries.sort(key=lambda e: e[1].name)
+        self._proxy_vhosts[key.namespace] = entries
+        config = self._proxy_config(key.namespace, [vh for _port, vh in entries])
         listener = self.memos["proxy"].get(
             ("listener", key.outbound), (), lambda: proxy_listener(key.outbound)
         )
@@ -360,6 +444,25 @@ class Translation:
                 clusters=self.clusters, endpoints=self.endpoints, listeners=(listener,), routes=(config,)
             ),
         )
+
+    def _proxy_config(self, namespace: str, vhosts: list[rc.VirtualHost]) -> route_pb2.RouteConfiguration:
+        """The one route configuration of a proxy-mode view: every Service port is a virtual host."""
+        return self.memos["proxy"].get(
+            ("rc", namespace),
+            tuple(vhosts),
+            lambda: route_pb2.RouteConfiguration(
+                name=PROXY_ROUTE_CONFIG, virtual_hosts=vhosts, validate_clusters={"value": False}
+            ),
+        )
+
+
+def _same_groups(a: dict[str, list[Any]] | None, b: dict[str, list[Any]] | None) -> bool:
+    """Whether two ports' route groups hold the very same route objects, in the same order."""
+    if not a or not b:
+        return not a and not b
+    return a.keys() == b.keys() and all(
+        len(a[ns]) == len(b[ns]) and all(x is y for x, y in zip(a[ns], b[ns], strict=True)) for ns in a
+    )
 
 
 def proxy_domains(service: Service, port: int, cluster_ip: str, local: bool) -> list[str]:

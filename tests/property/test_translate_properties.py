@@ -467,3 +467,37 @@ def test_memoisation_is_invisible_when_only_endpoints_change(
     all_bytes(translator, World.of(objects))
     assert all_bytes(translator, World.of(after)) == all_bytes(Translator(), World.of(after))
     assert all_bytes(translator, World.of(objects)) == all_bytes(Translator(), World.of(objects))
+
+
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
+
+
+@FAST
+@given(objects=worlds(min_routes=2), data=st.data())
+def test_memoisation_is_invisible_when_only_routes_change(objects: list[Object], data: st.DataObject) -> None:
+    """The routes-only path of `Translator.load`: add, drop or change routes and nothing else, including
+    changes that move a route between Service ports or make a namespace start or stop consuming."""
+    routes = [o for o in objects if o.kind in ROUTE_KINDS]
+    others = [o for o in objects if o.kind not in ROUTE_KINDS]
+
+    def variant() -> list[Object]:
+        out = list(others)
+        for r in routes:
+            action = data.draw(st.sampled_from(["keep", "drop", "fewer rules"]))
+            if action == "keep":
+                out.append(r)
+            elif action == "fewer rules":
+                spec = r.spec.model_copy(update={"rules": r.spec.rules[1:] or r.spec.rules})  # type: ignore[attr-defined]
+                out.append(r.model_copy(update={"spec": spec}))
+        return out
+
+    worlds_ = [World.of(variant()) for _ in range(3)]
+    translator = Translator()
+    all_bytes(translator, World.of(objects))
+    for world in worlds_:
+        translation = translator.load(world)
+        fresh = Translator().load(world)
+        assert {k: view_bytes(translation.view(k)) for k in view_keys(world)} == {
+            k: view_bytes(fresh.view(k)) for k in view_keys(world)
+        }
+        assert translation.statuses.to_dict("x") == fresh.statuses.to_dict("x")
