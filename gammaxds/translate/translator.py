@@ -381,6 +381,9 @@ class Translation:
             entries = previous._proxy_vhosts.get(key.namespace)
             if entries is None:
                 return None
+            if not self._changed_ports:
+                self._proxy_vhosts[key.namespace] = entries
+                return {}
             fresh = list(entries)
             for i, (port, _vhost) in enumerate(entries):
                 if port in self._changed_ports:

@@ -57,13 +57,8 @@ class DeltaStream(Stream):
             seq, delivered, removed, absent, now=time.time(), monotonic=time.monotonic(), offer=offer
         )
         if offer is not None:
-            values = offer.resources.values()
-            return offer.response(
-                self.protocol,
-                state.nonce,
-                lambda: delta_response(version, state.type_url, state.nonce, [r.delta_entry for r in values]),
-            )
-        if entries is None:
+            entries = [res.delta_entry for res in offer.resources.values()]
+        elif entries is None:
             entries = [res.delta_entry for res in delivered]
         return delta_response(version, state.type_url, state.nonce, entries, removed=removed + absent)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
 from gammaxds.translate.view import PUSH_ORDER, View, ViewKey
 from gammaxds.xds.resources import Resource, encode
-from gammaxds.xds.wire import Encoded
 
 MASK = (1 << 64) - 1
 # How far back a mapping remembers what changed: a stream more than this many changes behind (or whose
@@ -89,28 +88,16 @@ class Offer:
     mapping: Mapping[str, Resource]
     generation: int  # the mapping's Lineage generation; 0: none
     scope: frozenset[str] | None  # the names offered: all (None, a wildcard) or these
-    resources: dict[str, Resource]
+    resources: Mapping[str, Resource]
     missing: tuple[str, ...]  # names asked for explicitly that the mapping lacks, sorted
     total: int  # the sum of the resources' tokens: the set's version
-    # First responses, by (protocol, nonce): streams number their responses alike, so the streams of a
-    # view that connect alike are sent the very same bytes (one copy of a whole view, not one per stream).
-    _responses: dict[tuple[str, str], Encoded] = field(default_factory=dict)
-
-    def response(self, protocol: str, nonce: str, build: Callable[[], Encoded]) -> Encoded:
-        key = (protocol, nonce)
-        known = self._responses.get(key)
-        if known is None:
-            known = build()
-            if len(self._responses) < MAX_OFFER_RESPONSES:
-                self._responses[key] = known
-        return known
 
     @classmethod
     def of(
         cls, mapping: Mapping[str, Resource], lineage: Lineage | None, wildcard: bool, names: frozenset[str]
     ) -> Offer:
         if wildcard:
-            scope, resources = None, dict(mapping)
+            scope, resources = None, mapping  # read-only: the mapping itself
         else:
             scope, resources = names, {name: res for name, res in mapping.items() if name in names}
         return cls(
@@ -123,10 +110,8 @@ class Offer:
         )
 
 
-# Offers remembered per snapshot (streams of one view nearly always share one subscription per type), and
-# first responses per offer (SotW and delta, each with the nonce its streams usually reach it at).
+# Offers remembered per snapshot: streams of one view nearly always share one subscription per type.
 MAX_OFFERS = 16
-MAX_OFFER_RESPONSES = 4
 
 
 @dataclass(frozen=True, eq=False)

@@ -67,13 +67,8 @@ class SotwStream(Stream):
             seq, delivered, removed, now=time.time(), monotonic=time.monotonic(), offer=offer
         )
         if offer is not None:
-            values = offer.resources.values()
-            return offer.response(
-                self.protocol,
-                state.nonce,
-                lambda: sotw_response(version, state.type_url, state.nonce, [r.sotw_entry for r in values]),
-            )
-        if entries is None:
+            entries = [res.sotw_entry for res in offer.resources.values()]
+        elif entries is None:
             if state.type_url in FULL_STATE_TYPES:
                 # Full-state types resend everything held (sorted by name); the others only what changed.
                 entries = [entry.sotw_entry for entry in state.held_entries() if isinstance(entry, Resource)]
