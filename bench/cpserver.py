@@ -23,7 +23,7 @@ from gammaxds.xds import start_xds_server
 
 from .changes import Mesh
 from .meshgen import MeshSpec
-from .proc import serve_commands
+from .proc import profiling, serve_commands
 
 
 class _NoSource:
@@ -60,24 +60,6 @@ async def main(services: int, extra: list[dict[str, Any]]) -> None:
     async def streams() -> dict[str, Any]:
         return {"streams": len(server.streams)}
 
-    profiler: list[Any] = []
-
-    async def profile_start() -> dict[str, Any]:
-        import cProfile
-
-        profiler[:] = [cProfile.Profile()]
-        profiler[0].enable()
-        return {"ok": True}
-
-    async def profile_stop(top: int = 30) -> dict[str, Any]:
-        import io
-        import pstats
-
-        profiler[0].disable()
-        out = io.StringIO()
-        pstats.Stats(profiler[0], stream=out).sort_stats("tottime").print_stats(top)
-        return {"text": out.getvalue()}
-
     async def collect(trim: bool = False) -> dict[str, Any]:
         """A garbage collection; with `trim`, glibc then returns the free memory it kept to the OS."""
         gc.collect()
@@ -93,8 +75,7 @@ async def main(services: int, extra: list[dict[str, Any]]) -> None:
             "put": put,
             "streams": streams,
             "gc": collect,
-            "profile_start": profile_start,
-            "profile_stop": profile_stop,
+            **profiling(),
         }
     )
     await server.stop(0)

@@ -140,3 +140,25 @@ async def serve_commands(handlers: dict[str, Any]) -> None:
             traceback.print_exc()
             reply = {"error": f"{type(err).__name__}: {err}"}
         print(json.dumps(reply), flush=True)
+
+
+def profiling() -> dict[str, Any]:
+    """`profile_start` and `profile_stop(top)` commands: cProfile of the child, the top functions as text."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler: list[cProfile.Profile] = []
+
+    async def start() -> dict[str, Any]:
+        profiler[:] = [cProfile.Profile()]
+        profiler[0].enable()
+        return {"ok": True}
+
+    async def stop(top: int = 30) -> dict[str, Any]:
+        profiler[0].disable()
+        out = io.StringIO()
+        pstats.Stats(profiler[0], stream=out).sort_stats("tottime").print_stats(top)
+        return {"text": out.getvalue()}
+
+    return {"profile_start": start, "profile_stop": stop}

@@ -51,6 +51,8 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
         "sotw N=50: change -> received, p99",
         "delta N=50: change -> received, p99",
         "memory per stream",
+        "shared cost of the first stream",
+        "load-generator CPU for one change",
         "idle CPU",
         "delta N=50: bytes received per stream",
         "delta N=50: resources sent per stream",
