@@ -105,7 +105,7 @@ def steady_rss(server: Worker) -> tuple[int, int]:
 
 
 def one_protocol(figs: Figures, services: int, levels: tuple[int, ...], protocol: str, idle: float) -> None:
-    """One control plane and one load generator; streams are added level by level (100, then 900 more...),
+    """One control plane and its load generators; streams are added level by level (100, then 900 more...),
     and every figure of a level is taken with exactly that many streams connected and synced."""
     with Worker("bench.cpserver", str(services)) as server:
         target = server.call_first_line()["target"]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..envoycheck import envoy_binary
+from ..testing.envoy_process import free_port
 
 PODS = [  # (service, version, pod, address): the example EndpointSlices point at these
     ("reviews", "v1", "reviews-v1-7d9f", "127.0.10.1"),
@@ -39,12 +40,6 @@ def examples_dir() -> Path:
         if (candidate / "routes").is_dir():
             return candidate
     raise SystemExit("error: cannot find the examples/ directory (run from the gammaxds checkout)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -104,6 +104,7 @@ class Translation:
         world: World,
         previous: Translation | None = None,
         changed: set[Key] | None = None,
+        bindings: Bindings | None = None,
     ) -> None:
         self.world = world
         self.memos = translator.memos
@@ -117,7 +118,7 @@ class Translation:
         # routes-only change
         self._proxy_vhosts: dict[str, list[tuple[PortKey, rc.VirtualHost]]] = {}
         if previous is not None and changed is not None:
-            self._derive(previous, changed)
+            self._derive(previous, changed, bindings)
             return
         self.bindings: Bindings = bind_routes(world)
         self.consumer_namespaces = self.bindings.consumer_namespaces()
@@ -142,35 +143,37 @@ class Translation:
         consumers = bindings.consumer_namespaces()
         if consumers != previous.consumer_namespaces:
             return None
-        out = cls(translator, world, previous, set())
-        out.bindings, out.consumer_namespaces = bindings, consumers
-        out.__dict__.pop("statuses", None)  # status follows the routes: computed again when asked for
+        out = cls(translator, world, previous, set(), bindings)
         old, new = previous.bindings.by_port, bindings.by_port
         out._changed_ports = {
             port for port in old.keys() | new.keys() if not _same_groups(old.get(port), new.get(port))
         }
         return out
 
-    def _derive(self, previous: Translation, changed: set[Key]) -> None:
-        """Only EndpointSlices changed: bindings, status, clusters, listeners and routes do not depend on them
-        (see the memo inputs), so they are the previous translation's; only affected CLAs are rebuilt."""
-        self.bindings = previous.bindings
+    def _derive(self, previous: Translation, changed: set[Key], bindings: Bindings | None) -> None:
+        """Only EndpointSlices (`changed`), or only routes (new `bindings`), changed: clusters and listeners
+        do not depend on either (see the memo inputs), so they are the previous translation's, and so is
+        whatever of bindings, status and endpoints the change left alone; only affected CLAs are rebuilt."""
+        self.bindings = previous.bindings if bindings is None else bindings
+        # Unchanged by a routes-only derivation too: `after_route_change` checked it.
         self.consumer_namespaces = previous.consumer_namespaces
         done = previous.__dict__
-        for name in (
+        kept = [
             "service_ports",
             "clusters",
             "frontends",
             "_frontend_index",
             "service_listeners",
             "virtual_outbound",
-            "statuses",
-        ):
+        ]
+        if bindings is None:
+            kept.append("statuses")  # status follows the routes
+        for name in kept:
             if name in done:
                 self.__dict__[name] = done[name]
         self._previous = previous
         previous._previous = None  # one step back is all a view needs; older translations are freed
-        if not changed:  # a routes-only change: the endpoints too are the previous ones
+        if not changed:  # no EndpointSlice changed: the endpoints too are the previous ones
             for name in ("endpoints", "_endpoint_index"):
                 if name in done:
                     self.__dict__[name] = done[name]

@@ -250,10 +250,11 @@ class TypeState:
             self._pending_offer = (seq, offer)
             if self.reported_absent:
                 self.reported_absent.difference_update(offer.resources)
-        for res in () if offer is not None else delivered:
-            self.holdings.put(res)
-            self._pending[res.name] = seq
-            self.reported_absent.discard(res.name)
+        else:
+            for res in delivered:
+                self.holdings.put(res)
+                self._pending[res.name] = seq
+                self.reported_absent.discard(res.name)
         for name in removed:
             self.holdings.drop(name)
             self._pending.pop(name, None)
