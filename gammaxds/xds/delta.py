@@ -9,6 +9,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest
 from gammaxds.xds.resources import Resource
 from gammaxds.xds.snapshot import Offer, Snapshot
 from gammaxds.xds.stream import Outgoing, Stream
+from gammaxds.xds.subscription import WILDCARD
 from gammaxds.xds.typestate import TypeState
 from gammaxds.xds.wire import Encoded, delta_entry, delta_response, offered_entries
 
@@ -33,13 +34,34 @@ class DeltaStream(Stream):
             else:
                 self.ack(state, nonce)
         # Unknown or already settled nonces carry no ACK to record; subscription changes still apply,
-        # since in delta each request carries only its own changes. An unsubscribed resource is dropped by
-        # the client itself (no removal is sent); if a wildcard still covers it, the client expects it again.
-        changed = state.subscribe_delta(request.resource_names_subscribe, request.resource_names_unsubscribe)
+        # since in delta each request carries only its own changes.
+        subscribe, unsubscribe = request.resource_names_subscribe, request.resource_names_unsubscribe
+        # Read before the subscription changes: which subscribed names the client holds (or was told are
+        # absent), as far as our responses go.
+        resent = state.known_among(name for name in subscribe if name != WILDCARD)
+        changed = state.subscribe_delta(subscribe, unsubscribe)
         if first:
             state.forget_unwanted()  # announced names it does not subscribe to are not kept
+        # Rule 1, re-subscribing: "a name the client subscribes to is sent in the response even when the
+        # server believes the client already holds it (the client may have forgotten it), also when it is
+        # already covered by `*`." Envoy does this when a cluster is removed and re-added before its EDS
+        # unsubscription went out: it subscribes again to endpoints the server thinks it still has.
+        # The exception is rule 3, "`initial_resource_versions` is honoured per resource": what the first
+        # request of a stream announces is held at that version (`announce` above), and only a version
+        # that differs is sent.
+        for name in resent:
+            if not (first and name in request.initial_resource_versions):
+                state.owe(name)
+        # Rule 2, unsubscribing under `*`: "unsubscribing an explicit name while `*` is held answers with
+        # that resource (in `resources` if `*` still covers it, else in `removed_resources`)". The client
+        # cannot tell whether the wildcard covers the name (Envoy keeps it as "ambiguous" until told).
+        # Without `*` the client drops the resource itself and nothing is sent.
+        if state.subscription.wildcard:
+            for name in unsubscribe:
+                if name != WILDCARD:
+                    state.owe(name)
         # A plain ACK changes nothing: no push.
-        return changed or state.reply_due
+        return changed or state.reply_due or bool(state.owed)
 
     def _response(
         self,

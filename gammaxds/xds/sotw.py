@@ -46,8 +46,14 @@ class SotwStream(Stream):
             else:
                 self.ack(state, nonce)
         else:
-            # No nonce: a (re)subscription the client expects an answer to.
+            # No nonce: a (re)subscription the client expects an answer to, with what it names: a client
+            # starting over may have dropped what it held. (Listener and Cluster answers always carry the
+            # full state; for the other types the held names are sent again.)
             state.reply_due = True
+            if state.type_url not in FULL_STATE_TYPES:
+                for name in state.known_among(request.resource_names):
+                    if state.held(name) is not None:
+                        state.owe(name)
         # An ACK naming what the client already subscribed to changes nothing: no push.
         names = request.resource_names
         return state.subscribe_sotw(names, names_fingerprint(request)) or state.reply_due

@@ -49,6 +49,7 @@ class TypeState:
         "last_updated",
         "nack",
         "nonce",
+        "owed",
         "reply_due",
         "reported_absent",
         "sent_version",
@@ -62,6 +63,9 @@ class TypeState:
         self.subscription = Subscription(type_url)
         self.holdings = Holdings()
         self.reported_absent: set[str] = set()
+        # Names the next response must answer whatever the client holds: with the resource if it is
+        # offered, else (delta) in removed_resources. See `owe`.
+        self.owed: set[str] = set()
         # The first request of a type is always answered, even with nothing: the client's init waits on it.
         self.reply_due = True
         self.nonce = ""
@@ -130,6 +134,21 @@ class TypeState:
             self.holdings.drop(name)
             self._pending.pop(name, None)
             self.reported_absent.discard(name)
+            self.owed.discard(name)
+
+    def owe(self, name: str) -> None:
+        """The client asked about `name` in a way the protocol says must be answered even if we believe it
+        holds the resource (or knows it is absent): the next response carries it, or reports it removed."""
+        self.owed.add(name)
+        self.reported_absent.discard(name)
+
+    def known_among(self, names: Iterable[str]) -> list[str]:
+        """Those of `names` that, as far as our responses go, the client holds or was told do not exist.
+        O(1) for a client that holds nothing (every first request), else O(names)."""
+        if self.holdings.empty and not self.reported_absent:
+            return []
+        absent, get = self.reported_absent, self.holdings.get
+        return [name for name in names if name in absent or get(name) is not None]
 
     # -- pushes -------------------------------------------------------------------------------------------
 
@@ -161,6 +180,7 @@ class TypeState:
         lineage = snap.lineage_of(self.type_url)
         return (
             not self.reply_due
+            and not self.owed
             and lineage is not None
             and lineage.generation == self.holdings.generation
             and self._synced_subscription == self.subscription.generation
@@ -173,8 +193,29 @@ class TypeState:
             sub = self.subscription
             offer = snap.offer(self.type_url, sub.wildcard, sub.names)
             absent = [name for name in offer.missing if name not in self.reported_absent]
-            return Diff(offer.resources, [], absent, offer)
-        return self.diff(snap.of_type(self.type_url), snap.lineage_of(self.type_url))
+            diff = Diff(offer.resources, [], absent, offer)
+        else:
+            diff = self.diff(snap.of_type(self.type_url), snap.lineage_of(self.type_url))
+        if self.owed:
+            self._add_owed(diff, snap)
+        return diff
+
+    def _add_owed(self, diff: Diff, snap: Snapshot) -> None:
+        """Owed names are answered whatever the client holds: an offered one is sent again even at the
+        version it holds; one not offered is reported absent (unless the diff already removes it)."""
+        extra: dict[str, Resource] = {}
+        absent = set(diff.absent)
+        for name in self.owed:
+            res = self.offered(name, snap)
+            if res is None:
+                if name not in diff.gone:
+                    absent.add(name)
+            elif name not in diff.changed:
+                extra[name] = res  # never for an offer: it already holds everything offered
+        if extra:
+            diff.changed = {name: res for name, res in sorted({**diff.changed, **extra}.items())}
+        if len(absent) != len(diff.absent):
+            diff.absent = sorted(absent)
 
     def _candidates(self, lineage: Lineage | None) -> set[str] | None:
         """The names that may differ between the mapping of `lineage` and what the client holds; None:
@@ -250,17 +291,22 @@ class TypeState:
             self._pending_offer = (seq, offer)
             if self.reported_absent:
                 self.reported_absent.difference_update(offer.resources)
+            if self.owed:
+                self.owed.difference_update(offer.resources)
         else:
             for res in delivered:
                 self.holdings.put(res)
                 self._pending[res.name] = seq
                 self.reported_absent.discard(res.name)
+                self.owed.discard(res.name)
         for name in removed:
             self.holdings.drop(name)
             self._pending.pop(name, None)
+            self.owed.discard(name)
             if name in self.subscription.names:
                 self.reported_absent.add(name)  # still asked for: its absence is now known to the client
         self.reported_absent.update(absent)
+        self.owed.difference_update(absent)
         self.seq, self.nonce = seq, str(seq)
         self.sent_version = self.holdings.version
         self.reply_due = False
