@@ -228,3 +228,32 @@ async def test_changed_cluster_is_rewarmed_with_its_endpoints_without_failures(
     finally:
         load.stop()
     assert load.total > 50 and load.failures == 0, (load.statuses, load.errors[:5])
+
+
+async def test_cluster_removed_and_re_added_under_the_same_name_routes_again(
+    control_plane: ControlPlane, sidecar_factory: SidecarFactory, echo: EchoFactory, delta: bool
+) -> None:
+    """Envoy forgets a removed cluster's endpoints; when the cluster comes back it asks for them again,
+    sometimes before the server has seen it let them go. It must get them (no cluster left warming), at
+    every gap between the removal and the return."""
+    sidecar = sidecar_factory(delta=delta)
+    port = sidecar.outbound_port
+    backends = {"alpha": echo("alpha"), "beta": echo("beta")}
+    with_alpha = proxy_view(port, backends, "alpha")
+    without_alpha = proxy_view(port, {"beta": backends["beta"]}, "beta")
+    control_plane.set_view(sidecar.key, with_alpha)
+    sidecar.envoy.start()
+    await asyncio.to_thread(sidecar.envoy.wait_ready)
+    await wait_for_service(port, "alpha")
+    for gap in (None, 0.0, 0.05, 0.15, 0.3, None, 0.0, 0.1):
+        control_plane.set_view(sidecar.key, without_alpha)
+        if gap is None:  # until Envoy has applied the removal
+            await wait_for_service(port, "beta", timeout=5)
+        else:
+            await asyncio.sleep(gap)
+        control_plane.set_view(sidecar.key, with_alpha)
+        took = await wait_for_service(port, "alpha", timeout=5)
+        assert took < 2.0, f"gap {gap}: alpha routed after {took:.2f}s"
+        dump = await asyncio.to_thread(sidecar.envoy.config_dump)
+        clusters = next(c for c in dump["configs"] if "dynamic_active_clusters" in c)
+        assert not clusters.get("dynamic_warming_clusters"), (gap, clusters)
