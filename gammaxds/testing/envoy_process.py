@@ -3,6 +3,7 @@ its config."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -114,6 +115,23 @@ class Envoy:
         """`/config_dump`, optionally one kind (e.g. `dynamic_active_clusters`)."""
         path = "/config_dump" + (f"?resource={resource}" if resource else "")
         return dict(json.loads(self.admin(path)))
+
+    def listener_port(self, name: str, timeout: float = 20.0) -> int:
+        """The port Envoy bound for listener `name` (`/listeners`), once it is active.
+
+        Why: a listener configured with port 0 gets a port from the kernel, read back here. A port picked
+        in advance (bind, release, hand it to Envoy) can be taken by another process in between."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_running()
+            with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
+                for status in json.loads(self.admin("/listeners?format=json")).get("listener_statuses", []):
+                    if status.get("name") == name:
+                        port = int(status["local_address"]["socket_address"].get("port_value", 0))
+                        if port:
+                            return port
+            time.sleep(0.02)
+        raise EnvoyError(f"{self.name}: listener {name} not bound after {timeout}s\n{self.logs()}")
 
     def active_clusters(self) -> set[str]:
         dump = self.config_dump("dynamic_active_clusters")

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from proxy_harness import ControlPlane, Sidecar
+from proxy_harness import ANY_PORT, ControlPlane, Sidecar
 
 from gammaxds.bootstrap import bootstrap
 from gammaxds.demo.app import EchoApp, make_server
-from gammaxds.testing.envoy_process import Envoy, free_port
+from gammaxds.testing.envoy_process import Envoy
 from gammaxds.translate.view import ViewKey
 from gammaxds.xds import SnapshotCache, start_xds_server
 
@@ -56,8 +56,7 @@ def sidecar_factory(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Cal
     started: list[Any] = []
 
     def make(namespace: str = "default", *, delta: bool = True, node_id: str | None = None) -> Sidecar:
-        port = free_port()
-        key = ViewKey(namespace, "proxy", f"127.0.0.1:{port}")
+        key = ViewKey(namespace, "proxy", f"127.0.0.1:{ANY_PORT}")
         node = node_id or f"{namespace}-{len(started) + 1}"
         config = bootstrap(
             node,
@@ -69,7 +68,7 @@ def sidecar_factory(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Cal
         )
         envoy = Envoy(config, tmp_path, name=node)
         started.append(envoy)
-        return Sidecar(envoy, key, port)
+        return Sidecar(envoy, key)
 
     yield make
     for envoy in started:

@@ -33,9 +33,10 @@ from gammaxds.demo.app import EchoApp, make_server
 from gammaxds.model import Object, ObjectError, World, parse_text
 from gammaxds.serve import ControlPlane
 from gammaxds.sources.files import ManifestSource
-from gammaxds.testing.envoy_process import Envoy, free_port
+from gammaxds.testing.envoy_process import Envoy
 from gammaxds.testing.gamma import eventually as shared_eventually
 from gammaxds.translate import Translation
+from gammaxds.translate.names import PROXY_LISTENER
 from gammaxds.translate.view import PUSH_ORDER
 from gammaxds.xds import SnapshotCache, start_xds_server
 from gammaxds.xds.status import describe_all
@@ -350,24 +351,25 @@ def start_sidecars(
 ) -> list[Sidecar]:
     """Start one Envoy per (name, namespace, delta) at once, then wait until each is ready (first CDS/LDS)."""
     sidecars = []
+    envoys = []
     for name, namespace, delta in specs:
-        port = free_port()
+        # Port 0: Envoy binds a port the kernel picks, read back below (none is picked in advance).
         config = bootstrap(
-            name,
-            namespace,
-            xds_address=pipeline.address,
-            capture="proxy",
-            outbound_address=f"127.0.0.1:{port}",
+            name, namespace, xds_address=pipeline.address, capture="proxy", outbound_address="127.0.0.1:0",
             delta=delta,
-        )
-        sidecars.append(Sidecar(name, namespace, delta, port, Envoy(config, workdir, name=name)))
+        )  # fmt: skip
+        envoys.append(Envoy(config, workdir, name=name))
     try:
-        for sidecar in sidecars:
-            sidecar.envoy.start(log_level)
-        for sidecar in sidecars:
-            sidecar.envoy.wait_ready(30)
+        for envoy in envoys:
+            envoy.start(log_level)
+        for (name, namespace, delta), envoy in zip(specs, envoys, strict=True):
+            envoy.wait_ready(30)
+            port = envoy.listener_port(PROXY_LISTENER, 30)
+            sidecars.append(Sidecar(name, namespace, delta, port, envoy))
     except Exception:
         stop_sidecars(sidecars)
+        for envoy in envoys:  # stopping is idempotent: also those that never became sidecars
+            envoy.stop()
         raise
     return sidecars
 

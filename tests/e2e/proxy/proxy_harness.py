@@ -117,8 +117,21 @@ class ControlPlane:
         self.server = await start_xds_server(self.cache, self.address)
 
 
+# Views for these sidecars put the outbound listener on port 0: Envoy takes a port from the kernel and the
+# test reads it back (`Sidecar.start`), so no port is picked in advance and taken by someone else meanwhile.
+ANY_PORT = 0
+OUTBOUND_LISTENER = "outbound"
+
+
 @dataclass
 class Sidecar:
     envoy: Any
     key: ViewKey
-    outbound_port: int
+    outbound_port: int = 0  # the port Envoy bound for its outbound listener, once started
+
+    async def start(self) -> int:
+        """Start Envoy, wait until it is initialised and its outbound listener bound; returns that port."""
+        self.envoy.start()
+        await asyncio.to_thread(self.envoy.wait_ready)
+        self.outbound_port = await asyncio.to_thread(self.envoy.listener_port, OUTBOUND_LISTENER)
+        return self.outbound_port

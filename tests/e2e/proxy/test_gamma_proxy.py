@@ -131,6 +131,16 @@ def answers(sidecar: Sidecar, host: str, path: str = "/", count: int = 12) -> se
     return out
 
 
+def tally(sidecar: Sidecar, host: str, path: str = "/", count: int = 1000) -> dict[Any, int]:
+    """How many of `count` requests each answer got (pod name, or the status when Envoy answered)."""
+    out: dict[Any, int] = {}
+    for _ in range(count):
+        reply = sidecar.get(host, path)
+        key = reply.pod or reply.status
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
 # -- routing ----------------------------------------------------------------------------------------------
 
 
@@ -239,8 +249,10 @@ def test_invalid_backend_answers_500_for_its_share(mesh: Mesh, pair: Pair) -> No
     mesh.apply([*mesh.base(), *mesh.svc("broken", 15, ["b5"]), broken])
     assert answers(pair.shop, "broken", "/all") == {500}
     assert answers(pair.web, "broken.shop", "/all/x") == {500}
-    # Half the weight is invalid: its share gets 500, the valid half reaches plain (b4).
-    assert answers(pair.shop, "broken", "/", count=60) == {"b4", 500}
+    # Half the weight is invalid: its share gets 500, the valid half reaches plain (b4): 50/50 within ±5
+    # points over 1,000 requests.
+    counts = tally(pair.shop, "broken", "/", count=1000)
+    assert set(counts) == {"b4", 500} and abs(counts[500] - 500) <= 50, counts
     status = mesh.pipeline.call(mesh.pipeline.plane.status)
     (entry,) = [r for r in status["routes"] if r["name"] == "broken"]
     resolved = {c["type"]: c for c in entry["parents"][0]["conditions"]}["ResolvedRefs"]
@@ -255,12 +267,9 @@ def test_weighted_split_80_20(mesh: Mesh, pair: Pair) -> None:
         [{"backendRefs": [backend("api-v1", weight=80), backend("api-v2", weight=20)]}],
     )
     mesh.apply([*mesh.base(), *mesh.svc("split", 16, ["b6"]), split])
-    counts: dict[Any, int] = {}
-    for sidecar, host in ((pair.shop, "split"), (pair.web, "split.shop")):
-        for _ in range(500):
-            reply = sidecar.get(host)
-            key = reply.pod or reply.status
-            counts[key] = counts.get(key, 0) + 1
+    counts = tally(pair.shop, "split", count=500)
+    for pod, n in tally(pair.web, "split.shop", count=500).items():
+        counts[pod] = counts.get(pod, 0) + n
     print(f"\nweighted split 80/20 ({pair.mode}), 1000 requests: {counts}")
     assert set(counts) == {"b2", "b3"}, counts
     assert 750 <= counts["b2"] <= 850, counts  # 80% ± 5 percentage points
@@ -431,7 +440,8 @@ def test_endpoint_conditions_ready_and_terminating(mesh: Mesh, pair: Pair) -> No
 # -- endpoints, removals ----------------------------------------------------------------------------------
 
 
-def test_endpoints_follow_scaling_within_a_second(mesh: Mesh, pair: Pair) -> None:
+def test_endpoints_follow_scaling(mesh: Mesh, pair: Pair) -> None:
+    """How fast is `make bench`'s figure; here, every step is routed by, exactly, in both namespaces."""
     figures = []
     for pods in (["b5"], ["b5", "b6", "b7"], [], ["b7", "b8"]):
         expected: set[Any] = set(pods) or {503}
@@ -448,7 +458,6 @@ def test_endpoints_follow_scaling_within_a_second(mesh: Mesh, pair: Pair) -> Non
         # Settled: every request lands on exactly the expected set, for both namespaces.
         assert answers(pair.shop, "scale", count=30) == expected
         assert answers(pair.web, "scale.shop", count=30) == expected
-        assert took < 1.0, (pods, took)
     print(f"\nscaling ({pair.mode}): (endpoints, s publish→traffic, s publish→all ACKed): {figures}")
 
 
