@@ -398,6 +398,8 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
     raise AssertionError(f"{url} not ready (exit code {proc.poll()})")
 
 
+@pytest.mark.netns
+@pytest.mark.e2e
 def test_rehearsal_in_network_namespaces_passes_the_tour(compose: dict[str, Any], tmp_path: Path) -> None:
     """Each compose pod becomes a network namespace with its static IP and its extra_hosts; in it run the
     pod's own commands from the compose file: the capture step, Envoy from the pod's envoy-configs/ bootstrap (its command re-run with a
