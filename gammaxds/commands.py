@@ -80,7 +80,9 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
 
     xds = await start_xds_server(plane.cache, args.xds_address)
     admin = await start_admin_server(args.admin_address, plane.cache, status, xds=xds)
-    print(f"gammaxds: xDS on {args.xds_address}, admin on http://{args.admin_address}", flush=True)
+    # The bound addresses: with port 0 the kernel picks the port, and this line is where to read it.
+    admin_host = args.admin_address.rpartition(":")[0]
+    print(f"gammaxds: xDS on {xds.target}, admin on http://{admin_host}:{admin.port}", flush=True)
     running = {asyncio.create_task(coro, name=name) for name, coro in tasks.items()}
     stopped = asyncio.create_task(stop.wait(), name="stop")
     try:

@@ -38,7 +38,6 @@ import yaml
 from gammaxds import capture
 from gammaxds.cli import build_parser, main
 from gammaxds.commands import cmd_bootstrap
-from gammaxds.demo.tour import free_port
 from gammaxds.envoycheck import validate
 from gammaxds.model import load_paths
 from gammaxds.translate import Translator
@@ -388,6 +387,18 @@ def etc_hosts(netns: str, lines: list[str]) -> Iterator[None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def bound_admin(log: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> str:
+    """The admin address `gammaxds serve` bound (it was given port 0), from the line it prints once both
+    servers listen: no port is picked in advance and taken by another process meanwhile."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        found = re.search(r"admin on http://(\S+)", log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"gammaxds serve printed no admin address (exit code {proc.poll()})")
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
@@ -421,8 +432,7 @@ def test_rehearsal_in_network_namespaces_passes_the_tour(compose: dict[str, Any]
         plane_argv = list(services[CONTROL_PLANE]["command"])
         plane_argv[plane_argv.index("--manifests") + 1] = str(tmp_path / "manifests")
         plane_argv[plane_argv.index("--xds-address") + 1] = mesh.unix_address()
-        plane_admin = f"127.0.0.1:{free_port()}"
-        plane_argv[plane_argv.index("--admin-address") + 1] = plane_admin
+        plane_argv[plane_argv.index("--admin-address") + 1] = "127.0.0.1:0"
         log = (tmp_path / "controlplane.log").open("wb")
         stack.callback(log.close)
         plane = subprocess.Popen([sys.executable, "-m", "gammaxds", *plane_argv], stdout=log, stderr=log)
@@ -464,6 +474,7 @@ def test_rehearsal_in_network_namespaces_passes_the_tour(compose: dict[str, Any]
             mesh.pods[pod].start_envoy(configs[pod], timeout=60)
             mesh.pods[pod].wait_listening(8080, timeout=30)
 
+        plane_admin = bound_admin(tmp_path / "controlplane.log", plane)
         wait_ready(f"http://{plane_admin}/readyz", plane)  # as the sidecars' depends_on: service_healthy
         with ThreadPoolExecutor(max_workers=len(pods)) as pool:
             list(pool.map(start, pods))
