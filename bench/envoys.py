@@ -18,7 +18,8 @@ from typing import Any
 
 from gammaxds.bootstrap import bootstrap
 from gammaxds.demo.app import EchoApp, make_server
-from gammaxds.testing.envoy_process import Envoy, free_port
+from gammaxds.testing.envoy_process import Envoy
+from gammaxds.translate.names import PROXY_LISTENER
 
 from .proc import Worker
 from .report import Figures
@@ -150,21 +151,20 @@ def run(figs: Figures, quick: bool) -> None:
     ):
         try:
             target = server.call_first_line()["target"]
-            outbound = []
             started = time.monotonic()
             for i in range(count):
-                outbound.append(free_port())
                 config = bootstrap(
                     f"bench-{i}",
                     f"ns-{1 + i % 9}",
                     xds_address=target,
                     capture="proxy",
-                    outbound_address=f"127.0.0.1:{outbound[-1]}",
+                    outbound_address="127.0.0.1:0",  # Envoy binds a port the kernel picks, read back below
                     delta=i % 2 == 0,  # half delta, half SotW
                 )
                 envoys.append(Envoy(config, Path(tmp), name=f"bench-{i}").start(log_level="warning"))
             for envoy in envoys:
                 envoy.wait_ready(timeout=180)
+            outbound = [envoy.listener_port(PROXY_LISTENER, timeout=180) for envoy in envoys]
             first, last = wait_all(outbound, "a", timeout=120)
             if any(t is None for t in first):
                 raise RuntimeError(not_routing(envoys, first, last, "a"))
