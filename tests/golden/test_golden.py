@@ -1,8 +1,10 @@
-"""Every golden case translates to exactly its recorded views and status, and real Envoy accepts every view."""
+"""Every golden case translates to exactly its recorded views and status, real Envoy accepts every view, and
+every case says in its first lines which rule it pins and what the output must show."""
 
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,9 @@ from gammaxds.translate.report import default_views, status_report, view_report
 
 HERE = Path(__file__).parent
 CASES = sorted(p.name for p in HERE.iterdir() if (p / "in.yaml").exists())
+# A label line of the header: `# Rule: ...`, `# Expect: ...`, or a misspelling of either (`# Expected:`,
+# `# Expect on X:`) that must not pass for a continuation line.
+LABEL = re.compile(r"#\s*(Rule|Expect)")
 
 
 def dump(data: Any) -> str:
@@ -36,6 +41,58 @@ def outputs(case: Path) -> dict[str, str]:
             view_report(translation, key.namespace, key.capture)
         )
     return out
+
+
+def header_problem(text: str) -> str | None:
+    """Why an `in.yaml` does not start with its header, or None when it does.
+
+    The header is the file's first comment lines: `# Rule: ` (the GAMMA / Gateway API rule the case pins),
+    then `# Expect: ` (what the outputs must show), each non-empty and each optionally continued by further
+    comment lines. Without it a golden diff cannot be judged: nobody can tell a fix from a regression."""
+    lines = text.splitlines()
+    head: list[str] = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        head.append(line)
+    if not head or not head[0].startswith("# Rule: ") or not head[0].removeprefix("# Rule: ").strip():
+        first = lines[0] if lines else ""
+        return f"first line is not `# Rule: <the rule>`: {first[:80]!r}"
+    for line in head[1:]:
+        if line.startswith("# Expect: ") and line.removeprefix("# Expect: ").strip():
+            return None
+        if LABEL.match(line):
+            return f"after the Rule, a label that is not `# Expect: <the outcome>`: {line[:80]!r}"
+    return "no `# Expect: <the outcome>` line in the leading comment lines, after the Rule"
+
+
+def test_every_case_starts_with_rule_and_expect() -> None:
+    problems = [
+        f"{case}/in.yaml: {problem}"
+        for case in CASES
+        if (problem := header_problem((HERE / case / "in.yaml").read_text())) is not None
+    ]
+    assert not problems, "golden cases without their `# Rule:` / `# Expect:` header:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("# Rule: r\n# Expect: e\napiVersion: v1\n", None),
+        ("# Rule: r\n# more of r\n# Expect: e\n# more of e\n# a note\napiVersion: v1\n", None),
+        ("apiVersion: v1\n", "first line is not `# Rule: <the rule>`"),
+        ("\n# Rule: r\n# Expect: e\n", "first line is not `# Rule: <the rule>`"),
+        ("# Rule:\n# Expect: e\n", "first line is not `# Rule: <the rule>`"),
+        ("# Rule: r\napiVersion: v1\n# Expect: e\n", "no `# Expect: <the outcome>` line"),
+        ("# Rule: r\n# Expected: e\n", "a label that is not `# Expect: <the outcome>`"),
+        ("# Rule: r\n# Expect on echo:80: e\n", "a label that is not `# Expect: <the outcome>`"),
+        ("# Rule: r\n# Rule: again\n# Expect: e\n", "a label that is not `# Expect: <the outcome>`"),
+    ],
+)
+def test_header_problem(text: str, problem: str | None) -> None:
+    """The header check itself: what passes, and that each way of getting it wrong is named."""
+    found = header_problem(text)
+    assert found is None if problem is None else found is not None and problem in found, found
 
 
 @pytest.mark.parametrize("case", CASES)
