@@ -114,6 +114,28 @@ def http_route(name: str, namespace: str, parents: Sequence[Mapping[str, Any]],
             "spec": {"parentRefs": [dict(p) for p in parents], "rules": [dict(r) for r in rules]}}
 
 
+def grpc_route(name: str, namespace: str, parents: Sequence[Mapping[str, Any]],
+               rules: Sequence[Mapping[str, Any]], created: str | None = None) -> dict[str, Any]:
+    """A GRPCRoute (gateway.networking.k8s.io/v1), built as `http_route` builds an HTTPRoute."""
+    out = http_route(name, namespace, parents, rules, created)
+    out["kind"] = "GRPCRoute"
+    return out
+
+
+def grpc_method(service: str | None = None, method: str | None = None, regex: bool = False,
+                headers: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """A GRPCRouteMatch on service and/or method (Exact, or RegularExpression with `regex`), and headers."""
+    out: dict[str, Any] = {}
+    if service is not None or method is not None:
+        out["method"] = {"type": "RegularExpression" if regex else "Exact"}
+        for key, value in (("service", service), ("method", method)):
+            if value is not None:
+                out["method"][key] = value
+    if headers:
+        out["headers"] = [dict(h) for h in headers]
+    return out
+
+
 # --- the control plane ----------------------------------------------------------------------------------------
 
 
