@@ -14,6 +14,8 @@ import yaml
 from gammaxds.translate.view import CAPTURES, DEFAULT_OUTBOUND
 
 XDS_CLUSTER = "xds_cluster"
+ADMIN_CLUSTER = "gammaxds_admin"
+READINESS_LISTENER = "gammaxds_readiness"
 DEFAULT_XDS_ADDRESS = "127.0.0.1:18000"
 DEFAULT_ADMIN_ADDRESS = "127.0.0.1:15000"
 TYPE_COLUMNS = (
@@ -51,9 +53,23 @@ def _xds_cluster(xds_address: str) -> dict[str, Any]:
     else:
         address = _socket_address(xds_address)
         discovery = "STATIC" if _is_ip(address["socket_address"]["address"]) else "STRICT_DNS"
+    dns: dict[str, Any] = {}
+    if discovery == "STRICT_DNS":
+        # A name (the control plane's Service) is resolved as every other process of the pod resolves it:
+        # libc's getaddrinfo, so /etc/hosts, resolv.conf's search domains (`gammaxds.gammaxds-system.svc`
+        # completes to the cluster domain) and nsswitch all apply. Envoy's default c-ares resolver asks the
+        # nameservers only.
+        dns["typed_dns_resolver_config"] = {
+            "name": "envoy.network.dns_resolver.getaddrinfo",
+            "typed_config": {
+                "@type": "type.googleapis.com/"
+                "envoy.extensions.network.dns_resolver.getaddrinfo.v3.GetAddrInfoDnsResolverConfig"
+            },
+        }
     return {
         "name": XDS_CLUSTER,
         "type": discovery,
+        **dns,
         "connect_timeout": "1s",
         # gRPC needs HTTP/2; the keepalive pings find a dead control plane without waiting for TCP.
         "typed_extension_protocol_options": {
@@ -80,8 +96,13 @@ def bootstrap(
     outbound_address: str = DEFAULT_OUTBOUND,
     admin_address: str = DEFAULT_ADMIN_ADDRESS,
     delta: bool = True,
+    readiness_address: str | None = None,
 ) -> dict[str, Any]:
-    """The bootstrap as a dict: node identity for the control plane, ADS for everything, and an admin port."""
+    """The bootstrap as a dict: node identity for the control plane, ADS for everything, and an admin port.
+
+    With `readiness_address`, also a static listener there that answers `GET /ready` from the admin (Envoy's
+    own readiness: 200 once the first configuration arrived) and 404 to anything else, so a kubelet probe can
+    reach readiness while the admin itself stays on loopback."""
     if not namespace:
         raise ValueError("a sidecar needs a namespace: it selects the configuration the sidecar receives")
     if capture not in CAPTURES:
@@ -103,8 +124,72 @@ def bootstrap(
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
-        "static_resources": {"clusters": [_xds_cluster(xds_address)]},
+        "static_resources": _static_resources(xds_address, admin_address, readiness_address),
         "admin": {"address": _socket_address(admin_address)},
+    }
+
+
+def _static_resources(xds_address: str, admin_address: str, readiness_address: str | None) -> dict[str, Any]:
+    resources: dict[str, Any] = {"clusters": [_xds_cluster(xds_address)]}
+    if readiness_address is not None:
+        resources["listeners"] = [_readiness_listener(readiness_address)]
+        resources["clusters"].append(_admin_cluster(admin_address))
+        if split_host_port(readiness_address)[1] == split_host_port(admin_address)[1]:
+            raise ValueError(
+                f"the readiness address {readiness_address} needs a port of its own, not the admin's"
+            )
+    return resources
+
+
+def _admin_cluster(admin_address: str) -> dict[str, Any]:
+    """The admin as an upstream of the readiness listener (on loopback whatever address the admin binds)."""
+    host, port = split_host_port(admin_address)
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    address = {"socket_address": {"address": host, "port_value": port}}
+    return {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+        },
+    }
+
+
+def _readiness_listener(address: str) -> dict[str, Any]:
+    """`GET /ready` → the admin's `/ready`; every other request 404, so nothing else of the admin is exposed."""
+    routes = [
+        {
+            "match": {"path": "/ready", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+            "route": {"cluster": ADMIN_CLUSTER, "timeout": "1s"},
+        },
+        {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
+    ]
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+        ".HttpConnectionManager",
+        "stat_prefix": READINESS_LISTENER,
+        "route_config": {
+            "name": READINESS_LISTENER,
+            "virtual_hosts": [{"name": READINESS_LISTENER, "domains": ["*"], "routes": routes}],
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            }
+        ],
+    }
+    return {
+        "name": READINESS_LISTENER,
+        "address": _socket_address(address),
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]}
+        ],
     }
 
 
@@ -117,6 +202,7 @@ def render_bootstrap(
     outbound_address: str = DEFAULT_OUTBOUND,
     admin_address: str = DEFAULT_ADMIN_ADDRESS,
     delta: bool = True,
+    readiness_address: str | None = None,
 ) -> str:
     """The bootstrap YAML that `gammaxds bootstrap` prints."""
     config = bootstrap(
@@ -127,8 +213,26 @@ def render_bootstrap(
         outbound_address=outbound_address,
         admin_address=admin_address,
         delta=delta,
+        readiness_address=readiness_address,
     )
-    return yaml.safe_dump(config, sort_keys=False)
+    return yaml.dump(config, Dumper=_BootstrapDumper, sort_keys=False)
+
+
+class _BootstrapDumper(yaml.SafeDumper):
+    """Quotes the strings Envoy's YAML parser would read as something else.
+
+    Envoy reads YAML 1.1, where `y` and `n` (any case) are booleans; PyYAML quotes `yes`, `no`, `on`, `off`,
+    `true` and `false` itself but leaves `y` and `n` bare, so a node named `n` became `id: false` and Envoy
+    refused the bootstrap."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if value.lower() in ("y", "n"):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_str(value)
+
+
+_BootstrapDumper.add_representer(str, _represent_str)
 
 
 def _type_cell(info: dict[str, Any] | None) -> str:

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .mesh import HttpResult, HttpSession, MeshError, Pod, Proc
+from ..capture import DEFAULT_PROXY_UID
+from .mesh import HttpResult, HttpSession, MeshError, Pod, Proc, listening_ports
 
 T = TypeVar("T")
 
@@ -177,12 +178,13 @@ class ControlPlane:
 
 
 def start_control_plane(pod: Pod, manifests: Path | None = None, admin_port: int = CONTROL_PLANE_ADMIN_PORT,
-                        socket_name: str = "xds", timeout: float = 15.0) -> ControlPlane:
-    """Run `gammaxds serve` in `pod` on the mesh's Unix socket; wait until its admin says ready."""
+                        socket_name: str = "xds", timeout: float = 15.0, xds_port: int | None = None) -> ControlPlane:
+    """Run `gammaxds serve` in `pod` on the mesh's Unix socket (or, with `xds_port`, on TCP at the pod's
+    address, as in a cluster); wait until its admin says ready."""
     mesh = pod.mesh
     manifests = manifests or mesh.tmpdir / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
-    xds = mesh.unix_address(socket_name)
+    xds = mesh.unix_address(socket_name) if xds_port is None else f"{pod.ip}:{xds_port}"
     argv = [*GAMMAXDS, "serve", "--manifests", str(manifests), "--xds-address", xds,
             "--admin-address", f"127.0.0.1:{admin_port}"]
     proc = pod.popen(argv, name="gammaxds-serve")
@@ -192,7 +194,8 @@ def start_control_plane(pod: Pod, manifests: Path | None = None, admin_port: int
     def ready() -> bool:
         if not proc.alive():
             raise MeshError(f"gammaxds serve exited ({proc.popen.returncode}):\n{proc.output()[-4000:]}")
-        return mesh.socket_path(socket_name).exists() and cp.admin("/healthz", timeout=2).status == 200
+        listening = mesh.socket_path(socket_name).exists() if xds_port is None else xds_port in pod_ports(pod)
+        return listening and cp.admin("/healthz", timeout=2).status == 200
 
     eventually(ready, timeout, what="control plane up")
     return cp
@@ -219,6 +222,25 @@ def start_sidecar(pod: Pod, namespace: str, xds_address: str, admin_port: int = 
     if capture:
         pod.apply_capture()
     return proc
+
+
+def start_injected_sidecar(pod: Pod, namespace: str, xds_address: str, *, inbound: bool = False,
+                           proxy_uid: int | None = DEFAULT_PROXY_UID, wait_ready: bool = True,
+                           admin_port: int = SIDECAR_ADMIN_PORT, timeout: float = 30.0) -> Proc:
+    """A sidecar as `gammaxds inject` sets one up in a cluster: capture applied first (the init container),
+    then Envoy started as the proxy uid, so even its first connection to the control plane crosses the
+    capture rules. `proxy_uid=None` applies capture without the uid exclusion (to show what it prevents);
+    Envoy still runs as the usual proxy uid."""
+    pod.apply_capture(proxy_uid=proxy_uid, inbound=inbound)
+    config = pod.mesh.tmpdir / f"{pod.name}.bootstrap.yaml"
+    config.write_text(bootstrap(pod.name, namespace, xds_address, admin_port))
+    return pod.start_envoy(config, admin_port=admin_port, timeout=timeout, wait_ready=wait_ready,
+                           uid=DEFAULT_PROXY_UID)
+
+
+def pod_ports(pod: Pod) -> set[int]:
+    """TCP ports some process of the pod listens on."""
+    return {port for proc in pod.procs if proc.alive() for port in listening_ports(proc.pid)}
 
 
 # --- what a sidecar holds -------------------------------------------------------------------------------------

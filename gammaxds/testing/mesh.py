@@ -50,6 +50,8 @@ from gammaxds import capture
 NAME_RE = re.compile(r"^gx(\d+)-\d+-")
 _POD_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 _NETNS_DIR = Path("/var/run/netns")
+# `ip netns exec NS` bind-mounts /etc/netns/NS/<file> over /etc/<file>: a pod's own /etc/hosts.
+_ETC_NETNS = Path("/etc/netns")
 _counter = itertools.count()
 
 
@@ -119,6 +121,7 @@ def _kill_netns_processes(netns: str) -> None:
 def _delete_netns(netns: str) -> None:
     _kill_netns_processes(netns)
     _run(["ip", "netns", "del", netns], check=False)
+    shutil.rmtree(_ETC_NETNS / netns, ignore_errors=True)  # per-namespace /etc files (`Pod.hosts`)
 
 
 def sweep_stale() -> list[str]:
@@ -438,7 +441,7 @@ def envoy_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def _listening_ports(pid: int) -> set[int]:
+def listening_ports(pid: int) -> set[int]:
     ports: set[int] = set()
     for table in ("tcp", "tcp6"):
         with contextlib.suppress(OSError):
@@ -505,7 +508,7 @@ class Pod:
                                 f"on {port} in pod {self.name}:\n{proc.output()[-4000:]}")
             candidates = [proc] if proc is not None else [p for p in self.procs if p.alive()]
             for p in candidates:
-                if self._in_netns(p.pid) and port in _listening_ports(p.pid):
+                if self._in_netns(p.pid) and port in listening_ports(p.pid):
                     return
             if time.monotonic() > deadline:
                 logs = proc.output()[-4000:] if proc is not None else ""
@@ -529,18 +532,22 @@ class Pod:
         return proc
 
     def start_envoy(self, config: str | Path, admin_port: int = 15000, args: Sequence[str] = (),
-                    wait_ready: bool = True, timeout: float = 30.0) -> Proc:
+                    wait_ready: bool = True, timeout: float = 30.0, uid: int | None = None) -> Proc:
         """Run Envoy as this pod's sidecar from a bootstrap file; wait until its admin answers `/ready`.
 
         The bootstrap's admin must listen on `admin_port` (127.0.0.1 in the pod). `/ready` is 200 once the
         initial xDS fetch is done; with `wait_ready=False` only the admin port is awaited. Hot restart is
-        off, so sidecars in several pods never share a base id.
+        off, so sidecars in several pods never share a base id. With `uid`, Envoy runs as that user (and
+        group), as an injected sidecar runs as the proxy uid that capture leaves alone.
         """
         envoy = envoy_binary()
         if envoy is None:
             raise MeshError("no envoy executable next to the Python interpreter or on PATH")
         argv = [str(envoy), "-c", str(config), "--disable-hot-restart", "--concurrency", "1",
                 "--log-level", "warn", *args]
+        if uid is not None:
+            Path(config).chmod(0o644)
+            argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
         proc = self.popen(argv, name="envoy")
         deadline = time.monotonic() + timeout
         self.wait_listening(admin_port, proc, timeout)
@@ -555,9 +562,18 @@ class Pod:
             time.sleep(0.05)
         return proc
 
-    def apply_capture(self, service_cidr: str | None = None, port: int = capture.DEFAULT_PORT) -> None:
+    def apply_capture(self, service_cidr: str | None = None, port: int = capture.DEFAULT_PORT, *,
+                      proxy_uid: int | None = capture.DEFAULT_PROXY_UID, inbound: bool = False) -> None:
         """Install transparent capture in this pod (the mesh's Service CIDR by default)."""
-        capture.apply(service_cidr or str(self.mesh.service_cidr), port, netns=self.netns)
+        capture.apply(service_cidr or str(self.mesh.service_cidr), port, netns=self.netns, proxy_uid=proxy_uid,
+                      inbound=inbound)
+
+    def hosts(self, entries: Mapping[str, str]) -> None:
+        """This pod's /etc/hosts (`name -> address`), as the cluster DNS would answer for Services."""
+        folder = _ETC_NETNS / self.netns
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = ["127.0.0.1 localhost", *(f"{ip} {name}" for name, ip in entries.items())]
+        (folder / "hosts").write_text("\n".join(lines) + "\n")
 
     def remove_capture(self) -> None:
         capture.remove(netns=self.netns)
@@ -617,6 +633,8 @@ class Mesh:
         self._namespaces: list[str] = []
         sweep_stale()
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+        # Traversable by any uid: a sidecar running as the proxy uid reads its bootstrap from here.
+        self.tmpdir.chmod(0o711)
         atexit.register(self.close)
         try:
             self._add_netns(self.node_ns)

@@ -3,12 +3,15 @@
 Transparent: `virtualOutbound` on 15001 receives captured connections and, with `use_original_dst`, hands each to
 the listener of the cluster IP and port that was dialed (one `bind_to_port: false` listener per Service port, so
 a change to one Service re-sends only its own listener and route configuration). Anything else is passed through
-to its original destination. Proxy: one HTTP listener at the sidecar's outbound address, routed by `Host`.
+to its original destination. `virtualInbound` on 15006 receives what inbound capture redirects (connections
+arriving at the pod) and passes each to its original destination, logging who connected.
+Proxy: one HTTP listener at the sidecar's outbound address, routed by `Host`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 from ..model import Service, ServicePort
 from .names import (
@@ -18,12 +21,14 @@ from .names import (
     PROXY_LISTENER,
     PROXY_ROUTE_CONFIG,
     STATEFUL_SESSION_FILTER,
+    VIRTUAL_INBOUND_LISTENER,
     VIRTUAL_OUTBOUND_LISTENER,
     cluster_name,
     route_config_name,
     service_listener_name,
 )
 from .protos import (
+    accesslog_pb2,
     address_pb2,
     ads_source,
     base_pb2,
@@ -36,11 +41,20 @@ from .protos import (
     router_pb2,
     socket_address,
     stateful_session_pb2,
+    stream_pb2,
+    substitution_format_string_pb2,
     tcp_proxy_pb2,
 )
 from .services import is_http
 
 CAPTURE_PORT = 15001
+INBOUND_PORT = 15006
+# One line per inbound connection on the sidecar's stdout: who connected (the real client, which the app itself
+# sees only as the sidecar's address), to which of the pod's ports, what Envoy did and how much was carried.
+INBOUND_ACCESS_LOG_FORMAT = (
+    "[%START_TIME%] inbound %DOWNSTREAM_REMOTE_ADDRESS% -> %DOWNSTREAM_LOCAL_ADDRESS% "
+    "upstream=%UPSTREAM_HOST% flags=%RESPONSE_FLAGS% rx=%BYTES_RECEIVED% tx=%BYTES_SENT% %DURATION%ms\n"
+)
 
 
 def _network_filter(name: str, config: object) -> listener_components_pb2.Filter:
@@ -68,6 +82,53 @@ def http_connection_manager(stat_prefix: str, route_config: str) -> listener_com
 def tcp_proxy(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter:
     return _network_filter(
         "envoy.filters.network.tcp_proxy", tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
+    )
+
+
+def stdout_access_log(text_format: str) -> accesslog_pb2.AccessLog:
+    fmt = substitution_format_string_pb2.SubstitutionFormatString()
+    fmt.text_format_source.inline_string = text_format
+    return accesslog_pb2.AccessLog(
+        name="envoy.access_loggers.stdout", typed_config=packed(stream_pb2.StdoutAccessLog(log_format=fmt))
+    )
+
+
+@cache
+def virtual_inbound_listener() -> listener_pb2.Listener:
+    """Connections inbound capture redirected here go to their original destination (the pod's own address and
+    port, so an application bound only to 127.0.0.1 stays private), unchanged, one access-log line each.
+
+    A connection dialed to 15006 itself (inbound capture leaves the sidecar's ports alone) has no other
+    destination than this listener: passing it through would connect to itself again, so it is closed.
+    Constant: built once per process and shared by every transparent view."""
+    passthrough = tcp_proxy_pb2.TcpProxy(
+        stat_prefix="inbound",
+        cluster=PASSTHROUGH_CLUSTER,
+        access_log=[stdout_access_log(INBOUND_ACCESS_LOG_FORMAT)],
+    )
+    return listener_pb2.Listener(
+        name=VIRTUAL_INBOUND_LISTENER,
+        address=socket_address("0.0.0.0", INBOUND_PORT),
+        traffic_direction=base_pb2.INBOUND,
+        listener_filters=[
+            listener_components_pb2.ListenerFilter(
+                name="envoy.filters.listener.original_dst",
+                typed_config=packed(original_dst_pb2.OriginalDst()),
+            )
+        ],
+        filter_chains=[
+            listener_components_pb2.FilterChain(
+                name="inbound-to-itself",
+                filter_chain_match=listener_components_pb2.FilterChainMatch(
+                    destination_port={"value": INBOUND_PORT}
+                ),
+                filters=[tcp_proxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER)],
+            )
+        ],
+        default_filter_chain=listener_components_pb2.FilterChain(
+            name="inbound-passthrough",
+            filters=[_network_filter("envoy.filters.network.tcp_proxy", passthrough)],
+        ),
     )
 
 

@@ -18,7 +18,12 @@ from ..model.world import Key
 from .binding import Bindings, PortKey, bind_routes
 from .clusters import blackhole_cluster, build_cluster, passthrough_cluster
 from .endpoints import build_load_assignment
-from .listeners import proxy_listener, service_listener, virtual_outbound_listener
+from .listeners import (
+    proxy_listener,
+    service_listener,
+    virtual_inbound_listener,
+    virtual_outbound_listener,
+)
 from .names import PROXY_ROUTE_CONFIG, cluster_name, route_config_name
 from .protos import route_components_pb2 as rc
 from .routes import build_routes, passthrough_route
@@ -415,7 +420,12 @@ class Translation:
         view_key = ("transparent", "" if shared else key.namespace)
         frontends = [(s, p) for s, p, _ip in self.frontends if is_http(p)]
         configs = tuple(self.route_config(s, p, key.namespace) for s, p in frontends)
-        listeners = tuple(sorted((self.virtual_outbound, *self.service_listeners), key=lambda lis: lis.name))
+        listeners = tuple(
+            sorted(
+                (self.virtual_outbound, virtual_inbound_listener(), *self.service_listeners),
+                key=lambda lis: lis.name,
+            )
+        )
         return self.memos["view"].get(
             view_key,
             (*self.clusters, *self.endpoints, *listeners, *configs),

@@ -8,22 +8,63 @@ from collections.abc import Sequence
 import pytest
 
 from gammaxds import capture
-from gammaxds.capture import CHAIN, CaptureError
+from gammaxds.capture import CHAIN, INBOUND_CHAIN, CaptureError
+
+OWNER = ["-m", "owner", "--uid-owner", "1337", "-j", "RETURN"]
 
 
-def test_rules_redirect_only_the_service_cidr_to_the_sidecar() -> None:
+def redirect(cidr: str, port: int = 15001) -> list[str]:
+    return ["-p", "tcp", "-d", cidr, "-j", "REDIRECT", "--to-ports", str(port)]
+
+
+def test_rules_exclude_the_proxy_uid_then_redirect_only_the_service_cidr() -> None:
     assert capture.rules("10.96.0.0/12") == [
         ["iptables", "-t", "nat", "-N", CHAIN],
-        ["iptables", "-t", "nat", "-A", CHAIN, "-p", "tcp", "-d", "10.96.0.0/12", "-j", "REDIRECT",
-         "--to-ports", "15001"],
+        ["iptables", "-t", "nat", "-A", CHAIN, *OWNER],
+        ["iptables", "-t", "nat", "-A", CHAIN, *redirect("10.96.0.0/12")],
         ["iptables", "-t", "nat", "-A", "OUTPUT", "-j", CHAIN],
     ]
 
 
-def test_rules_take_the_port_and_normalise_the_cidr() -> None:
-    redirect = capture.rules(" 10.96.0.0/16 ", port=15006)[1]
-    assert redirect[redirect.index("-d") + 1] == "10.96.0.0/16"
-    assert redirect[-2:] == ["--to-ports", "15006"]
+def test_rules_take_the_port_the_uid_and_normalise_the_cidr() -> None:
+    rules = capture.rules(" 10.96.0.0/16 ", port=15009, proxy_uid=2000)
+    assert rules[1][-4:] == ["--uid-owner", "2000", "-j", "RETURN"]
+    assert rules[2] == ["iptables", "-t", "nat", "-A", CHAIN, *redirect("10.96.0.0/16", 15009)]
+    # Without the exclusion (for showing what it prevents) only the redirect is left.
+    assert capture.rules("10.96.0.0/16", proxy_uid=None)[1] == [
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        CHAIN,
+        *redirect("10.96.0.0/16"),
+    ]
+
+
+def test_inbound_capture_redirects_arriving_tcp_but_not_loopback_or_the_sidecar_ports() -> None:
+    rules = capture.rules("10.96.0.0/16", inbound=True)
+    assert rules[4:] == [
+        ["iptables", "-t", "nat", "-N", INBOUND_CHAIN],
+        ["iptables", "-t", "nat", "-A", INBOUND_CHAIN, "-i", "lo", "-j", "RETURN"],
+        ["iptables", "-t", "nat", "-A", INBOUND_CHAIN, "-p", "tcp", "--dport", "15000:15099", "-j", "RETURN"],
+        ["iptables", "-t", "nat", "-A", INBOUND_CHAIN, "-p", "tcp", "-j", "REDIRECT", "--to-ports", "15006"],
+        ["iptables", "-t", "nat", "-A", "PREROUTING", "-j", INBOUND_CHAIN],
+    ]
+
+
+def test_an_ipv6_service_cidr_adds_the_same_rules_for_ip6tables() -> None:
+    rules = capture.rules(["10.96.0.0/16", "fd00:10:96::/112"], inbound=True)
+    v4 = [r for r in rules if r[0] == "iptables"]
+    v6 = [r for r in rules if r[0] == "ip6tables"]
+    as_v6 = {"iptables": "ip6tables", "10.96.0.0/16": "fd00:10:96::/112"}
+    assert v6 == [[as_v6.get(arg, arg) for arg in r] for r in v4]
+    assert rules == v4 + v6  # IPv4 first
+    assert not any(r[0] == "ip6tables" for r in capture.rules("10.96.0.0/16", inbound=True))
+
+
+def test_an_ipv4_service_cidr_is_required() -> None:
+    with pytest.raises(CaptureError, match="IPv4 is needed"):
+        capture.rules("fd00:10:96::/112")
 
 
 def test_removal_undoes_rules_in_reverse() -> None:
@@ -31,6 +72,9 @@ def test_removal_undoes_rules_in_reverse() -> None:
         ["iptables", "-t", "nat", "-D", "OUTPUT", "-j", CHAIN],
         ["iptables", "-t", "nat", "-F", CHAIN],
         ["iptables", "-t", "nat", "-X", CHAIN],
+        ["iptables", "-t", "nat", "-D", "PREROUTING", "-j", INBOUND_CHAIN],
+        ["iptables", "-t", "nat", "-F", INBOUND_CHAIN],
+        ["iptables", "-t", "nat", "-X", INBOUND_CHAIN],
     ]
 
 
@@ -39,9 +83,11 @@ def test_render_is_a_rerunnable_shell_script() -> None:
     assert script.startswith("#!/bin/sh\n")
     assert "set -e" in script
     assert f"iptables -t nat -N {CHAIN} 2>/dev/null || iptables -t nat -F {CHAIN}" in script
+    assert f"iptables -t nat -A {CHAIN} -m owner --uid-owner 1337 -j RETURN" in script
     assert f"iptables -t nat -A {CHAIN} -p tcp -d 10.96.0.0/16 -j REDIRECT --to-ports 15001" in script
     jump = f"iptables -t nat -C OUTPUT -j {CHAIN} 2>/dev/null || iptables -t nat -A OUTPUT -j {CHAIN}"
     assert jump in script
+    assert f"iptables -t nat -X {INBOUND_CHAIN}" in script  # an earlier --inbound is undone
     assert script == capture.render("10.96.0.0/16")  # deterministic
 
 
@@ -49,6 +95,7 @@ def test_render_remove() -> None:
     script = capture.render("10.96.0.0/16", remove=True)
     assert f"while iptables -t nat -C OUTPUT -j {CHAIN} 2>/dev/null; do" in script
     assert f"iptables -t nat -X {CHAIN}" in script
+    assert f"iptables -t nat -X {INBOUND_CHAIN}" in script
     assert "REDIRECT" not in script
 
 
@@ -58,9 +105,9 @@ def test_render_remove() -> None:
         ("junk", "does not appear to be"),
         ("10.96.0.1/16", "host bits set"),
         ("10.96.0.0/33", "10.96.0.0/33"),
-        ("fd00::/108", "only IPv4"),
-        ("0.0.0.0/0", "overlaps 127.0.0.0/8"),
-        ("127.0.0.0/24", "overlaps 127.0.0.0/8"),
+        ("0.0.0.0/0", "overlaps loopback"),
+        ("127.0.0.0/24", "overlaps loopback"),
+        ("::/0", "overlaps loopback"),
     ],
 )
 def test_bad_cidr_is_a_clear_error(cidr: str, reason: str) -> None:
@@ -90,7 +137,7 @@ class FakeNat:
         self.calls: list[tuple[list[str], str | None]] = []
 
     def __call__(
-        self, args: Sequence[str], netns: str | None, check: bool = True
+        self, args: Sequence[str], netns: str | None, check: bool = True, program: str = "iptables"
     ) -> subprocess.CompletedProcess[str]:
         args = list(args)
         self.calls.append((args, netns))
@@ -130,30 +177,65 @@ class FakeNat:
         return subprocess.CompletedProcess(args, rc, out, "")
 
 
+class FakeNats(FakeNat):
+    """The IPv4 table (this object) and the IPv6 one (`v6`), as `_iptables` reaches them by program."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.v6 = FakeNat()
+
+    def __call__(
+        self, args: Sequence[str], netns: str | None, check: bool = True, program: str = "iptables"
+    ) -> subprocess.CompletedProcess[str]:
+        if program == "ip6tables":
+            return self.v6(args, netns, check)
+        return super().__call__(args, netns, check)
+
+
 @pytest.fixture
-def nat(monkeypatch: pytest.MonkeyPatch) -> FakeNat:
-    fake = FakeNat()
+def nat(monkeypatch: pytest.MonkeyPatch) -> FakeNats:
+    fake = FakeNats()
     monkeypatch.setattr(capture, "_iptables", fake)
     return fake
 
 
-def test_apply_twice_leaves_one_set(nat: FakeNat) -> None:
+def test_apply_twice_leaves_one_set(nat: FakeNats) -> None:
     capture.apply("10.96.0.0/16", netns="pod")
     capture.apply("10.96.0.0/16", netns="pod")
     assert nat.chains["OUTPUT"] == [["-j", CHAIN]]
-    assert nat.chains[CHAIN] == [["-p", "tcp", "-d", "10.96.0.0/16", "-j", "REDIRECT", "--to-ports", "15001"]]
+    assert nat.chains[CHAIN] == [OWNER, redirect("10.96.0.0/16")]
     assert {ns for _, ns in nat.calls} == {"pod"}
 
 
-def test_apply_with_another_cidr_replaces(nat: FakeNat) -> None:
+def test_apply_with_another_cidr_replaces(nat: FakeNats) -> None:
     capture.apply("10.96.0.0/16")
-    capture.apply("10.100.0.0/16", port=15006)
-    redirect = ["-p", "tcp", "-d", "10.100.0.0/16", "-j", "REDIRECT", "--to-ports", "15006"]
-    assert nat.chains[CHAIN] == [redirect]
+    capture.apply("10.100.0.0/16", port=15009)
+    assert nat.chains[CHAIN] == [OWNER, redirect("10.100.0.0/16", 15009)]
     assert nat.chains["OUTPUT"] == [["-j", CHAIN]]
 
 
-def test_remove_undoes_everything_even_duplicated_jumps(nat: FakeNat) -> None:
+def test_inbound_is_added_and_dropped_by_re_applying(nat: FakeNats) -> None:
+    capture.apply("10.96.0.0/16", inbound=True)
+    assert nat.chains["PREROUTING"] == [["-j", INBOUND_CHAIN]]
+    assert nat.chains[INBOUND_CHAIN][-1] == ["-p", "tcp", "-j", "REDIRECT", "--to-ports", "15006"]
+    capture.apply("10.96.0.0/16", inbound=True)
+    assert nat.chains["PREROUTING"] == [["-j", INBOUND_CHAIN]] and len(nat.chains[INBOUND_CHAIN]) == 3
+    capture.apply("10.96.0.0/16")
+    assert nat.chains["PREROUTING"] == [] and INBOUND_CHAIN not in nat.chains
+    assert nat.chains[CHAIN] == [OWNER, redirect("10.96.0.0/16")]
+
+
+def test_dual_stack_apply_and_remove_cover_both_families(nat: FakeNats) -> None:
+    capture.apply(["10.96.0.0/16", "fd00:10:96::/112"], inbound=True)
+    assert nat.v6.chains[CHAIN] == [OWNER, redirect("fd00:10:96::/112")]
+    assert nat.v6.chains["PREROUTING"] == [["-j", INBOUND_CHAIN]]
+    capture.remove()
+    for table in (nat, nat.v6):
+        assert CHAIN not in table.chains and INBOUND_CHAIN not in table.chains
+        assert table.chains["OUTPUT"] == table.chains["PREROUTING"] == []
+
+
+def test_remove_undoes_everything_even_duplicated_jumps(nat: FakeNats) -> None:
     nat.chains["OUTPUT"].append(["-j", "KEEP_ME"])
     capture.apply("10.96.0.0/16")
     nat.chains["OUTPUT"].append(["-j", CHAIN])  # someone ran the rules by hand too
@@ -164,17 +246,18 @@ def test_remove_undoes_everything_even_duplicated_jumps(nat: FakeNat) -> None:
     assert CHAIN not in nat.chains
 
 
-def test_remove_validates_a_given_cidr(nat: FakeNat) -> None:
+def test_remove_validates_a_given_cidr(nat: FakeNats) -> None:
     with pytest.raises(CaptureError, match="invalid service CIDR"):
         capture.remove("nope")
     assert nat.calls == []
 
 
-def test_installed_lists_only_our_rules(nat: FakeNat) -> None:
+def test_installed_lists_only_our_rules(nat: FakeNats) -> None:
     nat.chains["OUTPUT"].append(["-j", "OTHER"])
     capture.apply("10.96.0.0/16")
     assert capture.installed() == [
         f"-N {CHAIN}",
         f"-A OUTPUT -j {CHAIN}",
+        f"-A {CHAIN} -m owner --uid-owner 1337 -j RETURN",
         f"-A {CHAIN} -p tcp -d 10.96.0.0/16 -j REDIRECT --to-ports 15001",
     ]

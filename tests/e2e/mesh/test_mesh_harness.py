@@ -17,6 +17,7 @@ from gammaxds.testing.mesh import Mesh, MeshError, sweep_stale
 pytestmark = pytest.mark.usefixtures("mesh_supported")
 
 CHAIN = capture.CHAIN
+INBOUND = capture.INBOUND_CHAIN
 
 
 def host_links() -> set[str]:
@@ -109,14 +110,29 @@ def test_apply_is_idempotent_and_remove_is_complete(mesh: Mesh) -> None:
         [
             f"-N {CHAIN}",
             f"-A OUTPUT -j {CHAIN}",
+            f"-A {CHAIN} -m owner --uid-owner 1337 -j RETURN",
             f"-A {CHAIN} -d {mesh.service_cidr} -p tcp -j REDIRECT --to-ports 15001",
         ]
     )
-    client.apply_capture("10.100.0.0/16", port=15006)  # re-apply replaces
+    client.apply_capture("10.100.0.0/16", port=15009)  # re-apply replaces
     assert [r for r in client.nat_rules() if "REDIRECT" in r] == [
-        f"-A {CHAIN} -d 10.100.0.0/16 -p tcp -j REDIRECT --to-ports 15006"
+        f"-A {CHAIN} -d 10.100.0.0/16 -p tcp -j REDIRECT --to-ports 15009"
     ]
     assert len([r for r in client.nat_rules() if r == f"-A OUTPUT -j {CHAIN}"]) == 1
+    # Inbound capture comes and goes with the flag, in PREROUTING, once however often it is applied.
+    for _ in range(2):
+        client.apply_capture(inbound=True)
+    inbound = [r for r in client.nat_rules() if INBOUND in r]
+    assert inbound == [
+        f"-N {INBOUND}",
+        f"-A PREROUTING -j {INBOUND}",
+        f"-A {INBOUND} -i lo -j RETURN",
+        f"-A {INBOUND} -p tcp -m tcp --dport 15000:15099 -j RETURN",
+        f"-A {INBOUND} -p tcp -j REDIRECT --to-ports 15006",
+    ]
+    client.apply_capture()
+    assert not [r for r in client.nat_rules() if INBOUND in r]
+    client.apply_capture(inbound=True)
     client.remove_capture()
     assert client.nat_rules() == before
     client.remove_capture()  # removing twice is fine
@@ -134,6 +150,7 @@ def test_rendered_script_applies_and_removes(mesh: Mesh) -> None:
     assert capture.installed(netns=client.netns) == [
         f"-N {CHAIN}",
         f"-A OUTPUT -j {CHAIN}",
+        f"-A {CHAIN} -m owner --uid-owner 1337 -j RETURN",
         f"-A {CHAIN} -d {mesh.service_cidr} -p tcp -j REDIRECT --to-ports 15001",
     ]
     client.start_original_dst_echo()
@@ -245,3 +262,26 @@ def test_bad_inputs_are_clear_errors(mesh: Mesh) -> None:
     crashing = pod.popen([sys.executable, "-c", "import sys; print('bye'); sys.exit(3)"])
     with pytest.raises(MeshError, match="exited"):
         pod.wait_listening(1234, crashing, timeout=5)
+
+
+def test_dual_stack_capture_installs_and_removes_ip6tables_rules_too(mesh: Mesh) -> None:
+    client = mesh.add_pod("client")
+    v6_before = client.run(["ip6tables", "-w", "5", "-t", "nat", "-S"]).stdout
+    capture.apply([str(mesh.service_cidr), "fd00:10:96::/112"], netns=client.netns, inbound=True)
+    capture.apply([str(mesh.service_cidr), "fd00:10:96::/112"], netns=client.netns, inbound=True)
+    assert sorted(capture.installed(netns=client.netns, program="ip6tables")) == sorted(
+        [
+            f"-N {CHAIN}",
+            f"-N {INBOUND}",
+            f"-A PREROUTING -j {INBOUND}",
+            f"-A OUTPUT -j {CHAIN}",
+            f"-A {CHAIN} -m owner --uid-owner 1337 -j RETURN",
+            f"-A {CHAIN} -d fd00:10:96::/112 -p tcp -j REDIRECT --to-ports 15001",
+            f"-A {INBOUND} -i lo -j RETURN",
+            f"-A {INBOUND} -p tcp -m tcp --dport 15000:15099 -j RETURN",
+            f"-A {INBOUND} -p tcp -j REDIRECT --to-ports 15006",
+        ]
+    )
+    client.remove_capture()
+    assert client.run(["ip6tables", "-w", "5", "-t", "nat", "-S"]).stdout == v6_before
+    assert capture.installed(netns=client.netns) == []
