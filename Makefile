@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all test test-fast lint unit golden demo bench bench-quick clean
+.PHONY: all test test-fast lint unit golden demo bench bench-quick image clean
 
 all: test
 
@@ -26,6 +26,7 @@ venv: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gammaxds tests bench
+	$(BIN)/hadolint Dockerfile
 
 test: lint
 	$(BIN)/python -m pytest
@@ -46,6 +47,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
+
+# The image of deploy/kubernetes/ (the control plane, and the capture init step). Needs a Docker engine.
+IMAGE ?= gammaxds:0.1.0
+image:
+	docker build -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

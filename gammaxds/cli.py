@@ -1,14 +1,17 @@
-"""The `gammaxds` command (SPEC.md, "The command line"): serve, translate, bootstrap, capture, status, demo."""
+"""The `gammaxds` command (SPEC.md, "The command line"): serve, translate, bootstrap, capture, inject, status,
+demo."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 
 import yaml
 
+from .inject.options import add_inject_arguments
 from .model.status import DEFAULT_CONTROLLER
 from .translate.view import CAPTURES, DEFAULT_OUTBOUND
 
@@ -50,22 +53,39 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from . import capture
 
     try:
+        options = {"proxy_uid": args.proxy_uid, "inbound": args.inbound}
         if args.apply:
-            capture.apply(args.service_cidr, args.port)
+            capture.apply(args.service_cidr, args.port, **options)
         elif args.remove:
             capture.remove(args.service_cidr, args.port)
         else:
-            print(capture.render(args.service_cidr, args.port), end="")
+            print(capture.render(args.service_cidr, args.port, **options), end="")
     except capture.CaptureError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
 
 
+def cmd_inject(args: argparse.Namespace) -> int:
+    from .inject.command import run_inject  # not through commands: rewriting YAML needs no server modules
+
+    return run_inject(args)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gammaxds")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gammaxds", description="An xDS control plane for Envoy sidecars (GAMMA)."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve ADS to Envoy sidecars")
@@ -79,6 +99,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-address", default=DEFAULT_ADMIN, metavar="HOST:PORT")
     serve.add_argument("--controller-name", default=DEFAULT_CONTROLLER)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    hook = serve.add_argument_group("the sidecar-injection webhook (off unless --webhook-address is given)")
+    hook.add_argument(
+        "--webhook-address", metavar="HOST:PORT", help="serve the mutating admission webhook (HTTPS) here"
+    )
+    hook.add_argument(
+        "--webhook-cert-dir",
+        metavar="DIR",
+        help="its certificate: DIR/tls.crt and DIR/tls.key (a mounted Secret); default: generated at start",
+    )
+    hook.add_argument(
+        "--webhook-config",
+        default="gammaxds",
+        metavar="NAME",
+        help="the MutatingWebhookConfiguration whose caBundle a generated certificate's CA goes into",
+    )
+    hook.add_argument(
+        "--webhook-service",
+        metavar="NAME.NAMESPACE",
+        help="the webhook's Service, named in a generated certificate (default gammaxds.<own namespace>)",
+    )
+    add_inject_arguments(serve, prefix="inject-")
 
     translate = sub.add_parser("translate", help="print, offline, what a sidecar would receive")
     translate.add_argument("paths", nargs="+", metavar="PATH")
@@ -98,14 +139,48 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--outbound-address", default=DEFAULT_OUTBOUND, metavar="HOST:PORT")
     boot.add_argument("--admin-address", default="127.0.0.1:15000", metavar="HOST:PORT")
     boot.add_argument("--sotw", action="store_true", help="state-of-the-world ADS instead of delta")
+    boot.add_argument(
+        "--readiness-address",
+        metavar="HOST:PORT",
+        help="also a listener here answering GET /ready from the admin (for a kubelet probe)",
+    )
+    boot.add_argument("--output", metavar="FILE", help="write the bootstrap to FILE instead of printing it")
 
     cap = sub.add_parser("capture", help="print or apply the iptables rules of transparent capture")
-    cap.add_argument("--service-cidr", required=True, metavar="CIDR")
-    cap.add_argument("--port", type=int, default=15001)
+    cap.add_argument(
+        "--service-cidr",
+        required=True,
+        action="append",
+        metavar="CIDR",
+        help="the cluster's Service CIDR; repeat for dual stack (one IPv4, one IPv6)",
+    )
+    cap.add_argument("--port", type=int, default=15001, help="the sidecar's outbound capture port (15001)")
+    cap.add_argument(
+        "--proxy-uid",
+        type=int,
+        default=1337,
+        metavar="UID",
+        help="the uid the sidecar's Envoy runs as: its traffic is never captured (default 1337)",
+    )
+    cap.add_argument(
+        "--inbound",
+        action="store_true",
+        help="also send TCP arriving at the pod to the sidecar's inbound listener (15006)",
+    )
     mode = cap.add_mutually_exclusive_group()
     mode.add_argument("--apply", action="store_true", help="apply in the current network namespace")
     mode.add_argument("--remove", action="store_true", help="remove rules applied before")
     cap.set_defaults(func=cmd_capture)
+
+    inject = sub.add_parser(
+        "inject", help="add the gammaxds sidecar to Deployments, StatefulSets, DaemonSets, Jobs and Pods"
+    )
+    inject.add_argument(
+        "-f", "--filename", required=True, metavar="FILE|-", help="YAML manifests to rewrite (- for stdin)"
+    )
+    inject.add_argument("--uninject", action="store_true", help="remove what inject added, and nothing else")
+    add_inject_arguments(inject)
+    inject.set_defaults(func=cmd_inject)
 
     status = sub.add_parser("status", help="one line per connected sidecar")
     status.add_argument("--admin-address", default=DEFAULT_ADMIN, metavar="HOST:PORT")
@@ -115,8 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that print to stdout and end: when the reader goes away (`gammaxds translate ... | head`) they end
+# quietly, as a C tool killed by SIGPIPE does. The servers keep Python's default (SIGPIPE ignored), since a
+# client closing a connection must never end them.
+PRINTING_COMMANDS = frozenset({"translate", "bootstrap", "capture", "inject", "status"})
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command in PRINTING_COMMANDS and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     func = getattr(args, "func", None)
     if func is None:
         from . import commands

@@ -4,9 +4,10 @@ It keeps objects in memory under one global, monotonically increasing resourceVe
 client of the real API relies on: paginated lists (`limit`/`continue`), watches that replay events after a
 resourceVersion and then stream new ones as chunked JSON lines (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`,
 `ERROR`), `410 Gone` for a compacted resourceVersion (as an ERROR event or as an HTTP status), the `/status`
-subresource (`PUT`, and `PATCH` with `application/merge-patch+json`) and plain create/get/replace/delete, all
+subresource (`PUT`, and `PATCH` with `application/merge-patch+json`), merge patches of whole objects (the
+webhook's MutatingWebhookConfiguration) and plain create/get/replace/delete, all
 with optimistic concurrency on `metadata.resourceVersion` (`409 Conflict`), and `404` for API groups/versions
-not installed. Tests drive it with the methods under "test controls".
+not installed. Tests drive it with the methods under "test controls", and wait for what it sees with `until`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import base64
 import copy
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,14 @@ TYPES: tuple[ResourceType, ...] = (
     ResourceType(GATEWAY, "httproutes", "HTTPRoute", True, ("v1", "v1beta1"), False),
     ResourceType(GATEWAY, "grpcroutes", "GRPCRoute", True, ("v1",), False),
     ResourceType(GATEWAY, "referencegrants", "ReferenceGrant", True, ("v1", "v1beta1"), False),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        False,
+        ("v1",),
+        True,
+    ),
 )
 BY_KIND = {t.kind: t for t in TYPES}
 BY_PLURAL = {(t.group, t.plural): t for t in TYPES}
@@ -135,7 +144,10 @@ class FakeKube:
         self.status_writes = 0  # successful writes through a /status subresource
         self.conflicts = 0  # 409s answered
         self.inject_conflicts = 0  # status writes to preempt with a concurrent update (to provoke a 409)
+        self.inject_patch_conflicts = 0  # the same for merge patches of a whole object
+        self.patches = 0  # successful merge patches of a whole object
         self._watchers: set[Watcher] = set()
+        self._activity = asyncio.Event()  # set whenever a request, a watch or an object changes
         self._continues: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # token → (resourceVersion, rest)
         self._app = web.Application()
         self._app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -227,18 +239,34 @@ class FakeKube:
                 }
                 w.queue.put_nowait(Event(self.resource_version, "BOOKMARK", w.rtype, obj))
 
-    def drop_watches(self) -> None:
-        """Cut every watch connection mid-stream (no terminating chunk)."""
-        for w in self._watchers:
+    def drop_watches(self) -> set[Watcher]:
+        """Cut every watch connection mid-stream (no terminating chunk). Returns the watches cut."""
+        dropped = set(self._watchers)
+        for w in dropped:
             w.queue.put_nowait("drop")
+        return dropped
 
     def watch_count(self, plural: str | None = None) -> int:
         return sum(1 for w in self._watchers if plural in (None, w.rtype.plural))
 
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+        """Wait until `condition()` holds, checking it after each request the server takes or answers, each
+        watch that starts or ends and each object change; fail, naming `what`, after `timeout` seconds."""
+
+        async def wait() -> None:
+            while not condition():
+                self._activity.clear()
+                await self._activity.wait()
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for {what}") from None
+
     async def go_down(self) -> None:
         """Stop listening and cut every connection, as an API server restart does."""
-        self.drop_watches()
-        await asyncio.sleep(0)
+        dropped = self.drop_watches()
+        await self.until(lambda: not dropped & self._watchers, "the cut watches to end")
         if self._site is not None:
             await self._site.stop()
             self._site = None
@@ -323,6 +351,7 @@ class FakeKube:
     def _emit(self, type_: str, rtype: ResourceType, obj: dict[str, Any]) -> None:
         event = Event(int(obj["metadata"]["resourceVersion"]), type_, rtype, copy.deepcopy(obj))
         self.events.append(event)
+        self._activity.set()
         for w in self._watchers:
             if w.rtype == rtype and w.namespace in (None, obj["metadata"].get("namespace")):
                 w.queue.put_nowait(event)
@@ -334,6 +363,13 @@ class FakeKube:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(Request(request.method, request.path, dict(request.query)))
+        self._activity.set()
+        try:
+            return await self._answer(request)
+        finally:
+            self._activity.set()
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         parsed = self._parse(request.path)
         if parsed is None:
             return _error(404, "NotFound", "the server could not find the requested resource")
@@ -351,6 +387,8 @@ class FakeKube:
             return await self._post(request, rtype, version, namespace)
         if request.method == "PUT" and name is not None:
             return await self._put(request, rtype, version, namespace or "", name, sub)
+        if request.method == "PATCH" and name is not None and sub is None:
+            return await self._patch(request, rtype, version, namespace or "", name)
         if request.method == "PATCH" and name is not None and sub == "status":
             return await self._patch_status(request, rtype, version, namespace or "", name)
         if request.method == "DELETE" and name is not None and sub is None:
@@ -448,6 +486,7 @@ class FakeKube:
                 ):
                     watcher.queue.put_nowait(event)
         self._watchers.add(watcher)
+        self._activity.set()
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         try:
@@ -477,6 +516,7 @@ class FakeKube:
             pass
         finally:
             self._watchers.discard(watcher)
+            self._activity.set()
         return response
 
     async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
@@ -553,6 +593,36 @@ class FakeKube:
             if rtype.plural in STATUS_SUBRESOURCE:
                 new["status"] = current.get("status")
         return web.json_response(self._as_version(self._update(rtype, current, new), rtype, version))
+
+    async def _patch(
+        self, request: web.Request, rtype: ResourceType, version: str, namespace: str, name: str
+    ) -> web.Response:
+        """PATCH of a whole object with `application/merge-patch+json` (what gammaxds sends there), with the
+        same optimistic concurrency as the status subresource."""
+        if request.content_type != "application/merge-patch+json":
+            return _error(
+                415,
+                "UnsupportedMediaType",
+                f"this server takes application/merge-patch+json only (got {request.content_type})",
+            )
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        current = self._get(rtype, namespace, name)
+        if current is None:
+            return _error(404, "NotFound", f'{rtype.plural}.{rtype.group} "{name}" not found')
+        if self.inject_patch_conflicts > 0:
+            self.inject_patch_conflicts -= 1
+            self.inject_conflicts += 1
+            current = self._preempt(rtype, current)
+        expected = (body.get("metadata") or {}).get("resourceVersion")
+        if expected and expected != current["metadata"]["resourceVersion"]:
+            return self._conflict(rtype, name)
+        patched = merge_patch(current, {k: v for k, v in body.items() if k != "status"})
+        if rtype.plural in STATUS_SUBRESOURCE:
+            patched["status"] = current.get("status")
+        self.patches += 1
+        return web.json_response(self._as_version(self._update(rtype, current, patched), rtype, version))
 
     async def _patch_status(
         self, request: web.Request, rtype: ResourceType, version: str, namespace: str, name: str

@@ -76,9 +76,13 @@ def test_deployment_runs_two_replicas_of_serve_in_cluster_with_probes(objects: d
         "0.0.0.0:18000",
         "--admin-address",
         "0.0.0.0:9901",
+        "--webhook-address",
+        "0.0.0.0:8443",
+        "--webhook-config",
+        "gammaxds",
     ]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"grpc-xds": 18000, "http-admin": 9901}
+    assert ports == {"grpc-xds": 18000, "http-admin": 9901, "https-webhook": 8443}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-admin"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-admin"}
 
@@ -90,11 +94,12 @@ def test_service_exposes_xds_and_admin(objects: dict) -> None:
     assert {(p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
         (18000, "grpc-xds"),
         (9901, "http-admin"),
+        (443, "https-webhook"),
     }
 
 
 def test_everything_namespaced_lives_in_gammaxds_system(objects: dict) -> None:
-    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
     for (kind, _name), obj in objects.items():
         if kind not in cluster_scoped:
             assert obj["metadata"]["namespace"] == NS, kind
