@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -352,7 +353,27 @@ def running_mesh() -> Iterator[Mesh]:
             mesh.stop()
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: unwind like Ctrl-C, so the mesh is stopped and its temporary directory removed."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run_demo(keep: bool = False) -> int:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run_demo(keep)
+    except Terminated:
+        print("gammaxds demo: terminated; the mesh is stopped", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("gammaxds demo: interrupted; the mesh is stopped", file=sys.stderr)
+        return 130
+
+
+def _run_demo(keep: bool) -> int:
     print(
         "gammaxds demo: starting the control plane, 3 demo pods and 2 sidecars (proxy mode) ...", flush=True
     )

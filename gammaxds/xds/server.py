@@ -28,6 +28,9 @@ from gammaxds.xds.stream import Stream, XdsContext
 log = logging.getLogger(__name__)
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
+    # The port is ours alone: with gRPC's default SO_REUSEPORT a second `gammaxds serve` on the same port would
+    # start too, silently, and take some of the sidecars with its own (possibly stale) configuration.
+    ("grpc.so_reuseport", 0),
     # Envoy pings idle xDS connections every 30 s; gRPC's default policy answers that with GOAWAY.
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
