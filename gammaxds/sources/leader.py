@@ -146,8 +146,11 @@ class LeaderElector:
         while True:
             await asyncio.sleep(self.retry_period)
             left = self.renew_deadline - (loop.time() - renewed)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives as the
+            # renewal completes, and the elector would then keep running (and never release the Lease).
             try:
-                ok = await asyncio.wait_for(self._try_acquire_or_renew(), max(left, 0.001))
+                async with asyncio.timeout(max(left, 0.001)):
+                    ok = await self._try_acquire_or_renew()
             except TimeoutError:
                 ok = False
             if ok:
