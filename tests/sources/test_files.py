@@ -18,8 +18,11 @@ from gammaxds.sources.files import ManifestSource
 
 from .conftest import Published
 from .objects import endpoint_slice, http_route, namespace, service
+from .waiting import until
 
-WITHIN = 1.0  # seconds: the promise for any edit
+# Seconds: the promise for any edit, and so a bound these tests keep. The source applies a change once two
+# polls agree on it, at most three polls (0.75 s at the default interval) after the write: headroom 0.25 s.
+WITHIN = 1.0
 
 
 def write(path: Path, *docs: dict[str, Any]) -> None:
@@ -89,7 +92,7 @@ async def test_a_broken_file_keeps_its_previous_objects(
     caplog.set_level(logging.WARNING, "gammaxds.sources.files")
     async with running(ManifestSource([manifests]), published) as source:
         (manifests / "services.yaml").write_text("kind: Service\nmetadata: {name: cart\n  - broken: [")
-        await _until(lambda: source.errors != [], WITHIN)
+        await until(lambda: source.errors != [], "the broken file to be reported", timeout=WITHIN)
         [error] = source.errors
         assert "cannot parse YAML" in error.reason and error.source == str(manifests / "services.yaml")
         assert port(published.world, "cart") == 80 and port(published.world, "cart-v2") == 80
@@ -125,16 +128,23 @@ async def test_an_invalid_object_keeps_its_last_valid_version_and_its_neighbours
 async def test_rewriting_a_file_with_the_same_objects_publishes_nothing(
     manifests: Path, published: Published
 ) -> None:
-    async with running(ManifestSource([manifests]), published) as source:
+    source = ManifestSource([manifests])
+    loop = asyncio.get_running_loop()
+    applied = asyncio.Event()
+    poll = source.poll
+
+    def watched_poll() -> bool:  # runs in a worker thread
+        if result := poll():
+            loop.call_soon_threadsafe(applied.set)
+        return result
+
+    source.poll = watched_poll  # type: ignore[method-assign]
+    async with running(source, published):
         text = (manifests / "services.yaml").read_text()
         (manifests / "services.yaml").write_text("# touched\n" + text)
-        await asyncio.sleep(4 * source.interval)
-        assert len(published.worlds) == 1
-
-
-async def _until(condition: Any, timeout: float) -> None:
-    async def wait() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(wait(), timeout)
+        # The rewritten file has been read again (a poll applied it), and what that poll published is done
+        # before the next change is taken in: a change written now must be the next World.
+        await asyncio.wait_for(applied.wait(), 5)
+        write(manifests / "later.yaml", service("shop", "later"))
+        world = await published.until(lambda w: ("Service", "shop", "later") in w.objects)
+        assert published.worlds == [published.worlds[0], world]  # nothing was published for the rewrite

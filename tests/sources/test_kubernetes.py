@@ -17,6 +17,7 @@ from gammaxds.sources.kubernetes import KubernetesSource
 
 from .conftest import Published
 from .objects import endpoint_slice, grpc_route, http_route, mesh, namespace, reference_grant, service
+from .waiting import until
 
 
 @contextlib.asynccontextmanager
@@ -76,12 +77,20 @@ async def test_initial_sync_publishes_every_kind_then_sets_synced(
 
 
 async def test_synced_waits_until_the_api_server_answers(
-    kube: FakeKube, api: client.ApiClient, published: Published
+    kube: FakeKube, api: client.ApiClient, published: Published, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, "gammaxds.sources.kubernetes")
     await kube.go_down()
     source = fast(api)
     task = asyncio.create_task(source.run(published))
-    await asyncio.sleep(0.5)
+
+    def failed_lists(kind: str) -> int:
+        return sum(1 for r in caplog.records if r.getMessage().startswith(f"{kind}: list failed"))
+
+    # Every kind has tried, been refused and tried again: still nothing published, not synced.
+    await until(
+        lambda: all(failed_lists(r.kind) >= 2 for r in source.resources), "two refused lists per kind"
+    )
     assert not source.synced.is_set() and published.worlds == []
     await kube.come_up()
     await asyncio.wait_for(source.synced.wait(), 5)
@@ -143,18 +152,21 @@ async def test_bookmark_advances_resource_version_and_reconnect_resumes_from_it(
     for obj in mesh():
         kube.apply(obj)
     async with running(fast(api), published) as source:
-        await until(lambda: kube.watch_count() == 6)  # bookmarks go to open watches only
+        await kube.until(lambda: kube.watch_count() == 6, "six watches")  # bookmarks go to open watches only
         for i in range(3):  # changes to other kinds move the global resourceVersion past the routes'
             kube.apply(service("shop", f"s{i}"))
         await published.until(lambda w: ("Service", "shop", "s2") in w.objects)
         assert source.resource_versions["HTTPRoute"] != str(kube.resource_version)
         kube.bookmark()
-        await until(lambda: source.resource_versions["HTTPRoute"] == str(kube.resource_version))
+        await until(
+            lambda: source.resource_versions["HTTPRoute"] == str(kube.resource_version),
+            "the bookmark to apply",
+        )
         bookmarked = str(kube.resource_version)
         lists = len(kube.list_requests("httproutes"))
         watches = len(kube.watch_requests("httproutes"))
         kube.drop_watches()
-        await until(lambda: len(kube.watch_requests("httproutes")) > watches)
+        await kube.until(lambda: len(kube.watch_requests("httproutes")) > watches, "the watch to resume")
         resumed = kube.watch_requests("httproutes")[-1]
         assert resumed.query["resourceVersion"] == bookmarked
         assert resumed.query["allowWatchBookmarks"] in ("true", "True")
@@ -167,7 +179,7 @@ async def test_dropped_watch_resumes_without_losing_events(
     for obj in mesh():
         kube.apply(obj)
     async with running(fast(api), published):
-        await until(lambda: kube.watch_count() == 6)
+        await kube.until(lambda: kube.watch_count() == 6, "six watches")
         lists = len(kube.requests)
         kube.drop_watches()
         # While every watch is down: one event of each type.
@@ -196,7 +208,7 @@ async def test_gone_relists_and_the_world_is_right(
     for obj in mesh():
         kube.apply(obj)
     async with running(fast(api), published):
-        await until(lambda: kube.watch_count() == 6)
+        await kube.until(lambda: kube.watch_count() == 6, "six watches")
         lists = len(kube.list_requests("services"))
         kube.drop_watches()
         kube.apply(service("shop", "late"))
@@ -210,8 +222,9 @@ async def test_gone_relists_and_the_world_is_right(
         assert keys(world) == MESH_KEYS - {("Service", "shop", "cart-v2")} | {("Service", "shop", "late")}
         assert len(kube.list_requests("services")) == lists + 1
         # ... and then watches again from the new list's resourceVersion.
-        await until(
-            lambda: int(kube.watch_requests("services")[-1].query["resourceVersion"]) >= kube.compacted
+        await kube.until(
+            lambda: int(kube.watch_requests("services")[-1].query["resourceVersion"]) >= kube.compacted,
+            "a watch from the new list",
         )
 
 
@@ -224,9 +237,13 @@ async def test_api_server_down_for_five_seconds_then_caught_up(
         await kube.go_down()
         kube.apply(service("shop", "while-down"))
         kube.delete("HTTPRoute", "shop", "cart-split")
+        # The outage under test, not a wait for anything: long enough for every reflector's retry delay to
+        # reach its cap (0.5 s here) many times over.
         await asyncio.sleep(5)
         assert ("Service", "shop", "while-down") not in published.world.objects
         await kube.come_up()
+        # The bound is the behaviour's: at the cap a reflector retries within 0.5 s, then resumes its watch
+        # and replays what it missed; 3 s is that with headroom.
         world = await published.until(
             lambda w: (
                 ("Service", "shop", "while-down") in w.objects
@@ -252,7 +269,13 @@ async def test_missing_gateway_api_is_reported_once_and_core_kinds_work(
         kube.apply(service("shop", "new"))
         kube.apply(endpoint_slice("shop", "new-1", "new", "10.0.0.7"))
         await published.until(lambda w: ("EndpointSlice", "shop", "new-1") in w.objects)
-        await asyncio.sleep(1)  # several rediscovery rounds (every 0.2 s here)
+        # Five rediscovery rounds (every 0.2 s here) of each missing kind, each asking for both its versions.
+        await kube.until(
+            lambda: all(
+                len(kube.list_requests(p)) >= 10 for p in ("httproutes", "grpcroutes", "referencegrants")
+            ),
+            "five rediscovery rounds",
+        )
         reports = [r for r in caplog.records if "not served" in r.getMessage()]
         assert sorted(r.getMessage().split()[0] for r in reports) == [
             "GRPCRoute",
@@ -301,7 +324,7 @@ async def test_invalid_object_keeps_its_last_valid_version(
         bad = http_route("shop", "cart-split", "cart", "cart-v2", "/bad")
         del bad["spec"]["rules"][0]["backendRefs"][0]["port"]  # a Service backend needs a port
         kube.apply(bad)
-        await until(lambda: source.errors != [])
+        await until(lambda: source.errors != [], "the invalid route to be reported")
         assert source.errors[0].name == "cart-split" and "port" in source.errors[0].reason
         assert _path(published.world, "cart-split") == "/"
         kube.apply(service("shop", "unrelated"))  # other changes still flow
@@ -320,14 +343,6 @@ def _path(world: World, route: str) -> str | None:
     return path.value if path else None
 
 
-async def until(condition: Any, timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(wait(), timeout)
-
-
 async def test_watch_ended_by_the_server_timeout_resumes_without_relist(
     kube: FakeKube, api: client.ApiClient, published: Published
 ) -> None:
@@ -335,8 +350,8 @@ async def test_watch_ended_by_the_server_timeout_resumes_without_relist(
         kube.apply(obj)
     async with running(fast(api, watch_timeout=1), published):
         lists = len(kube.list_requests("services"))
-        await asyncio.sleep(1.5)
-        assert len(kube.watch_requests("services")) >= 2
+        # The server ends the first watch after its timeoutSeconds (1 s); the source watches again.
+        await kube.until(lambda: len(kube.watch_requests("services")) >= 2, "a second watch")
         kube.apply(service("shop", "later"))
         await published.until(lambda w: ("Service", "shop", "later") in w.objects)
         assert len(kube.list_requests("services")) == lists

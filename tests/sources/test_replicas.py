@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 
 from fakekube import FakeKube
 
 from gammaxds.model import World
-from gammaxds.sources import KubernetesSource, LeaderElector, StatusUpdater, StatusWriter, api_client
+from gammaxds.sources import KubernetesSource, LeaderElector, StatusUpdater, api_client
 from gammaxds.translate import translate_status
 
 from .objects import http_route, mesh
+from .waiting import WatchedWriter, until, versions_in
+
+ROUTES = {("HTTPRoute", "shop", "cart-split"), ("GRPCRoute", "shop", "cart-grpc")}
 
 
 class Replica:
@@ -25,7 +27,7 @@ class Replica:
     async def start(self, kubeconfig: Path) -> None:
         self.api = await api_client(str(kubeconfig))
         self.source = KubernetesSource(self.api)
-        self.writer = StatusWriter(self.api)
+        self.writer = WatchedWriter(self.api)
         self.updater = StatusUpdater(self.writer, translate_status, self.source.route_objects, interval=0.05)
         self.elector = LeaderElector(
             self.api,
@@ -65,28 +67,24 @@ async def test_both_replicas_serve_the_world_and_only_the_leader_writes(
         await r.start(kubeconfig)
     try:
         await asyncio.wait_for(asyncio.gather(*(r.source.synced.wait() for r in replicas)), 5)
-        await asyncio.wait_for(_until(lambda: kube.status_writes == 2), 5)
+        await until(lambda: kube.status_writes == 2, "both routes' status")
         kube.apply(http_route("shop", "cart-split", "cart", "nowhere"))
-        await asyncio.wait_for(_until(lambda: kube.status_writes == 3), 5)
-        await asyncio.sleep(0.5)
+        await until(lambda: kube.status_writes == 3, "the changed route's status")
+        leader = next(r for r in replicas if r.elector.is_leader)
+        other = next(r for r in replicas if r is not leader)
+        # The leader has since passed over the routes as they are after its writes, writing nothing more.
+        await leader.writer.pass_over(ROUTES, versions_in(kube))
         assert kube.status_writes == 3  # nobody writes twice, nobody fights
         assert sorted(r.writer.writes for r in replicas) == [0, 3]
         assert [r.elector.is_leader for r in replicas].count(True) == 1
         for r in replicas:
             assert r.worlds[-1].http_routes[("shop", "cart-split")].metadata.generation == 2
         # The leader goes away; the other takes over writing.
-        leader = next(r for r in replicas if r.elector.is_leader)
-        other = next(r for r in replicas if r is not leader)
         await leader.stop()
         replicas.remove(leader)
         await asyncio.wait_for(other.elector.leading.wait(), 2)
         kube.apply(http_route("shop", "cart-split", "cart", "cart-v2"))
-        await asyncio.wait_for(_until(lambda: other.writer.writes == 1), 5)
+        await until(lambda: other.writer.writes == 1, "the new leader's write")
     finally:
         for r in replicas:
             await r.stop()
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.02)

@@ -17,8 +17,10 @@ from gammaxds.sources.status import StatusUpdater, StatusWriter
 from gammaxds.translate import translate_status
 
 from .objects import http_route, mesh
+from .waiting import WatchedWriter, until, versions_in
 
 KEY = ("HTTPRoute", "shop", "cart-split")
+GRPC_KEY = ("GRPCRoute", "shop", "cart-grpc")
 CART = ParentReference(group="", kind="Service", name="cart", port=80)
 ISTIO = {
     "parentRef": {"group": "", "kind": "Service", "name": "cart"},
@@ -146,17 +148,22 @@ async def test_updater_keeps_status_of_a_watched_cluster_in_step(
     for obj in mesh():
         kube.apply(obj)
     source = KubernetesSource(api)
-    updater = StatusUpdater(StatusWriter(api), translate_status, source.route_objects, interval=0.05)
+    writer = WatchedWriter(api)
+    updater = StatusUpdater(writer, translate_status, source.route_objects, interval=0.05)
     tasks = [asyncio.create_task(source.run(updater.update)), asyncio.create_task(updater.run())]
     try:
-        await asyncio.wait_for(_until(lambda: len(ours(route(kube))) == 1), 5)
+        await until(lambda: len(ours(route(kube))) == 1, "the route's status")
         accepted = ours(route(kube))[0]["conditions"][0]
         assert (accepted["type"], accepted["status"]) == ("Accepted", "True")
-        await asyncio.sleep(0.5)
+        # Our writes come back through the watch; a pass over the routes as they are after them writes
+        # nothing more.
+        await until(lambda: kube.status_writes == 2, "both routes' status")
+        await writer.pass_over({KEY, GRPC_KEY}, versions_in(kube))
         assert kube.status_writes == 2  # the HTTPRoute and the GRPCRoute, once each
         kube.apply(http_route("shop", "cart-split", "cart", "nowhere"))  # its backend does not exist
-        await asyncio.wait_for(
-            _until(lambda: ours(route(kube))[0]["conditions"][0]["observedGeneration"] == 2), 5
+        await until(
+            lambda: ours(route(kube))[0]["conditions"][0]["observedGeneration"] == 2,
+            "the new generation's status",
         )
         resolved = {c["type"]: c for c in ours(route(kube))[0]["conditions"]}["ResolvedRefs"]
         assert resolved["status"] == "False"
@@ -166,8 +173,3 @@ async def test_updater_keeps_status_of_a_watched_cluster_in_step(
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-
-
-async def _until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0.02)

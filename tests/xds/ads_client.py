@@ -146,6 +146,20 @@ class AdsClient:
     async def recv(self, timeout: float = 3.0) -> Any:
         return await asyncio.wait_for(self.inbox.get(), timeout)
 
+    async def recv_many(self, count: int, timeout: float = 5.0) -> list[Any]:
+        """The next `count` responses, all within `timeout` seconds. (Whether more follow is for a probe to
+        tell: see `xds_probe`.)"""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        out: list[Any] = []
+        while len(out) < count:
+            try:
+                out.append(await self.recv(max(0.0, deadline - loop.time())))
+            except TimeoutError:
+                got = [r.type_url.rsplit(".", 1)[-1] for r in out]
+                raise AssertionError(f"{len(out)} of {count} responses within {timeout} s: {got}") from None
+        return out
+
     async def recv_all(self, quiet: float = 0.3) -> list[Any]:
         """Every response until none arrives for `quiet` seconds."""
         out = []

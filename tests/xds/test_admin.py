@@ -9,6 +9,7 @@ from collections.abc import Callable
 import xds_views as v
 from ads_client import AdsClient
 from xds_harness import Views
+from xds_probe import probed, sotw_then_probe
 
 from gammaxds.admin import start_admin_server
 from gammaxds.translate.view import CLUSTER_TYPE
@@ -33,13 +34,13 @@ async def test_health_readiness_metrics_and_debug(
     try:
         assert await get(admin.port, "/healthz") == (200, "ok\n")
         assert (await get(admin.port, "/readyz"))[0] == 503
-        views.set(v.view())
+        views.set(probed(v.view()))
         assert (await get(admin.port, "/readyz"))[0] == 200
 
         client = connect()
         client.request(CLUSTER_TYPE)
         client.ack(await client.recv(), error="bad cluster")
-        await client.recv_all(0.2)
+        await sotw_then_probe(client)  # answered after the NACK, so the NACK has been handled
 
         status, metrics = await get(admin.port, "/metrics")
         assert status == 200

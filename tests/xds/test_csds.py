@@ -10,8 +10,9 @@ from ads_client import AdsClient
 from envoy.service.status.v3 import csds_pb2_grpc
 from envoy.service.status.v3.csds_pb2 import ClientStatusRequest, ClientStatusResponse, ConfigStatus
 from xds_harness import Views
+from xds_probe import PROBE, probed, sotw_then_probe
 
-from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE
+from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE
 from gammaxds.xds import XdsServer
 
 Connect = Callable[..., AdsClient]
@@ -33,7 +34,7 @@ def statuses(response: ClientStatusResponse) -> dict[tuple[str, str], str]:
 
 
 async def test_csds_reports_synced_stale_and_error(views: Views, connect: Connect, server: XdsServer) -> None:
-    views.set(v.view())
+    views.set(probed(v.view()))
     client = connect()
     client.request(CLUSTER_TYPE)
     cds = await client.recv()
@@ -42,7 +43,8 @@ async def test_csds_reports_synced_stale_and_error(views: Views, connect: Connec
     client.request(ENDPOINT_TYPE, ["a", "b"])
     eds = await client.recv()
     client.ack(eds, error="endpoint b: invalid port")
-    await client.recv_all(0.2)
+    # Answered after the NACK, so the NACK has been handled. (On RDS: an EDS request would acknowledge.)
+    await sotw_then_probe(client, type_url=ROUTE_TYPE)
     response = await fetch(server)
     assert response.config[0].node.id == "sidecar-1"
     assert statuses(response) == {
@@ -50,6 +52,7 @@ async def test_csds_reports_synced_stale_and_error(views: Views, connect: Connec
         ("Cluster", "b"): "SYNCED",
         ("ClusterLoadAssignment", "a"): "ERROR",
         ("ClusterLoadAssignment", "b"): "ERROR",
+        ("RouteConfiguration", PROBE): "STALE",  # sent, not yet acknowledged
     }
     errors = [c.error_state.details for c in response.config[0].generic_xds_configs if c.error_state.details]
     assert errors == ["endpoint b: invalid port"] * 2
@@ -58,11 +61,11 @@ async def test_csds_reports_synced_stale_and_error(views: Views, connect: Connec
 async def test_csds_streams_status_and_filters_by_node_id(
     views: Views, connect: Connect, server: XdsServer
 ) -> None:
-    views.set(v.view())
+    views.set(probed(v.view()))
     client = connect()
     client.request(CLUSTER_TYPE)
     client.ack(await client.recv())
-    await client.recv_all(0.1)
+    await sotw_then_probe(client)  # answered after the ACK, so the ACK has been handled
     async with grpc.aio.insecure_channel(server.target) as channel:
         call = csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel).StreamClientStatus()
         await call.write(ClientStatusRequest())
@@ -73,5 +76,9 @@ async def test_csds_streams_status_and_filters_by_node_id(
         nobody = await call.read()
         await call.done_writing()
     assert [c.node.id for c in everyone.config] == ["sidecar-1"]
-    assert statuses(everyone) == {("Cluster", "a"): "SYNCED", ("Cluster", "b"): "SYNCED"}
+    assert statuses(everyone) == {
+        ("Cluster", "a"): "SYNCED",
+        ("Cluster", "b"): "SYNCED",
+        ("ClusterLoadAssignment", PROBE): "STALE",  # sent, not yet acknowledged
+    }
     assert list(nobody.config) == []

@@ -14,6 +14,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
     DiscoveryResponse,
 )
 from xds_harness import Views
+from xds_probe import delta_then_probe, probed, sotw_then_probe, until
 
 from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, View
 from gammaxds.xds import SnapshotCache, XdsServer
@@ -96,6 +97,7 @@ def test_state_version_is_incremental_and_content_defined() -> None:
 
 
 async def synced(client: AdsClient, eds: list[str]) -> None:
+    """The Envoy startup sequence, every response ACKed."""
     for type_url, names_ in (
         (CLUSTER_TYPE, []),
         (ENDPOINT_TYPE, eds),
@@ -107,7 +109,25 @@ async def synced(client: AdsClient, eds: list[str]) -> None:
         else:
             client.request(type_url, names_)
         client.ack(await client.recv())
-    assert await client.recv_all(0.2) == []
+
+
+async def nothing_else(client: AdsClient) -> None:
+    """Nothing else was sent: the next response is a probe's alone (the view is `probed`). ACKed, so the
+    stream can settle again."""
+    client.ack(await (delta_then_probe(client) if client.delta else sotw_then_probe(client)))
+
+
+def settled(server: XdsServer, cache: SnapshotCache) -> bool:
+    """Every stream is at rest: each type's latest response acknowledged, the client holding what the
+    snapshot offers, and no push pending (a wake not yet taken by the sender). A probe would cost work of
+    its own, so the work counters are read once this holds and the probes come after."""
+    for stream in server.streams:
+        snap = cache.snapshot(stream.key) if stream.key is not None else None
+        if snap is None or stream._wake.is_set():
+            return False
+        if any(state.acked_seq != state.seq or not state.in_sync(snap) for state in stream.types.values()):
+            return False
+    return True
 
 
 @pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
@@ -119,11 +139,13 @@ async def test_one_change_reaches_every_stream_with_o_changed_work(
     monkeypatch: pytest.MonkeyPatch,
     delta: bool,
 ) -> None:
-    base = big_view(ports())
+    base = probed(big_view(ports()))
     views.set(base)
     clients = [connect(delta=delta) for _ in range(3)]
     for client in clients:
         await synced(client, list(ports()))
+        await nothing_else(client)
+    await until(lambda: settled(server, cache), "every stream to take its ACKs")
     for stream in server.streams:
         assert stream.key is not None
         snap = cache.snapshot(stream.key)
@@ -140,14 +162,16 @@ async def test_one_change_reaches_every_stream_with_o_changed_work(
     endpoints = tuple(v.endpoints("c0042", 1) if e.cluster_name == "c0042" else e for e in base.endpoints)
     views.set(View(base.clusters, endpoints, base.listeners, base.routes))
     for client in clients:
-        (response,) = await client.recv_all(0.2)
+        response = await client.recv()
         assert response.type_url == ENDPOINT_TYPE and len(response.resources) == 1
         client.ack(response)
+    await until(lambda: settled(server, cache), "every stream to take the change and its ACK")
+    work = (cache.serialised, pushes[0], lookups[0])
     for client in clients:
-        assert await client.recv_all(0.1) == []
-    assert cache.serialised == serialised + 1  # the changed resource, once for all streams
-    assert pushes[0] == len(clients)  # one push per stream; the ACKs caused none
-    assert lookups[0] <= 4 * len(clients)  # O(changed) per stream, not O(resources)
+        await nothing_else(client)  # the one response per stream was all
+    assert work[0] == serialised + 1  # the changed resource, once for all streams
+    assert work[1] == len(clients)  # one push per stream; the ACKs caused none
+    assert work[2] <= 4 * len(clients)  # O(changed) per stream, not O(resources)
 
 
 @pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
@@ -159,18 +183,23 @@ async def test_streams_that_connect_alike_get_the_same_first_responses_without_p
     monkeypatch: pytest.MonkeyPatch,
     delta: bool,
 ) -> None:
-    views.set(big_view(ports()))
+    views.set(probed(big_view(ports())))
     puts = count_calls(monkeypatch, Holdings, "put")
     lookups = count_calls(monkeypatch, Holdings, "get")
     clients = [connect(delta=delta) for _ in range(3)]
     for client in clients:
         await synced(client, list(ports()))
+    await until(lambda: settled(server, cache), "every stream to take its ACKs")
+    work = (puts[0], lookups[0])
     first = [[r.SerializeToString() for r in client.received] for client in clients]
+    for client in clients:
+        await nothing_else(client)  # the four first responses were all
+    await until(lambda: settled(server, cache), "every stream to take the probes' ACKs")
     assert len(first[0]) == 4 and first[1] == first[0] and first[2] == first[0]  # byte for byte
     eds = next(r for r in clients[0].received if r.type_url == ENDPOINT_TYPE)
     assert len(eds.resources) == SIZE
     # A connect is O(1) per stream: the view's shared offer, no record or comparison per resource.
-    assert puts[0] == 0 and lookups[0] <= 4 * len(clients)
+    assert work[0] == 0 and work[1] <= 4 * len(clients)
     for stream in server.streams:
         assert stream.key is not None
         snap = cache.snapshot(stream.key)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 import xds_views as v
 from ads_client import AdsClient, make_node
 from xds_harness import Views
+from xds_probe import PROBE, probed, sotw_then_probe, until
 from xds_responses import kinds, messages, names
 
 from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, View, ViewKey
@@ -20,7 +20,8 @@ Connect = Callable[..., AdsClient]
 
 
 async def subscribe_all(client: AdsClient, eds: list[str], rds: list[str]) -> None:
-    """Walk the client through the Envoy startup sequence, ACKing every response."""
+    """Walk the client through the Envoy startup sequence, ACKing every response; nothing else follows
+    (proven with a probe: the view must be `probed`)."""
     for type_url, names_ in (
         (CLUSTER_TYPE, []),
         (ENDPOINT_TYPE, eds),
@@ -29,7 +30,7 @@ async def subscribe_all(client: AdsClient, eds: list[str], rds: list[str]) -> No
     ):
         client.request(type_url, names_)
         client.ack(await client.recv())
-    assert await client.recv_all(0.2) == []
+    await sotw_then_probe(client)
 
 
 def stream_of(server: XdsServer):  # type: ignore[no-untyped-def]
@@ -38,7 +39,7 @@ def stream_of(server: XdsServer):  # type: ignore[no-untyped-def]
 
 
 async def test_initial_fetch_sends_every_type_requested(views: Views, connect: Connect) -> None:
-    views.set(v.view())
+    views.set(probed(v.view()))
     client = connect()
     client.request(CLUSTER_TYPE)
     cds = await client.recv()
@@ -56,93 +57,95 @@ async def test_initial_fetch_sends_every_type_requested(views: Views, connect: C
     rds = await client.recv()
     assert names(rds) == ["out"]
     client.ack(rds)
-    assert await client.recv_all() == []
+    await sotw_then_probe(client)  # nothing else is sent
 
 
 async def test_ack_is_recorded_per_type(views: Views, connect: Connect, server: XdsServer) -> None:
-    views.set(v.view())
+    views.set(probed(v.view()))
     client = connect()
     client.request(CLUSTER_TYPE)
     cds = await client.recv()
     state = stream_of(server).types[CLUSTER_TYPE]
     assert state.sent_version == cds.version_info and state.acked_version == ""
     client.ack(cds)
-    await client.recv_all(0.1)
+    await sotw_then_probe(client)  # answered after the ACK: the ACK has been handled
     assert state.acked_version == cds.version_info
 
 
 async def test_nack_is_recorded_and_not_answered_with_the_same_version(
     views: Views, connect: Connect, server: XdsServer, cache: SnapshotCache
 ) -> None:
-    views.set(v.view())
+    views.set(probed(v.view()))
     client = connect()
     client.request(CLUSTER_TYPE)
     cds = await client.recv()
     client.ack(cds, error="cluster a: bad connect_timeout")
-    assert await client.recv_all() == []
+    await sotw_then_probe(client)  # the NACK is not answered (the probe is on EDS: CDS is not acknowledged)
     state = stream_of(server).types[CLUSTER_TYPE]
     assert state.nack is not None and state.nack.message == "cluster a: bad connect_timeout"
     assert cache.metrics.nacks.value(type="Cluster") == 1
     # The same view recomputed (no real change) is not a reason to send again.
-    views.set(v.view())
-    assert await client.recv_all() == []
-    assert len(client.received) == 1
+    views.set(probed(v.view()))
+    await sotw_then_probe(client)
+    assert kinds(client.received) == ["CDS", "EDS", "EDS"]  # the one CDS response, then the probes
 
 
 async def test_next_real_change_after_a_nack_is_sent(
     views: Views, connect: Connect, server: XdsServer
 ) -> None:
-    views.set(v.view())
+    views.set(probed(v.view()))
     client = connect()
     client.request(CLUSTER_TYPE)
     client.ack(await client.recv(), error="rejected")
-    assert await client.recv_all(0.2) == []
-    views.set(v.view({"a": 8001, "b": 8002, "c": 8003}))
+    await sotw_then_probe(client)
+    views.set(probed(v.view({"a": 8001, "b": 8002, "c": 8003})))
     cds = await client.recv()
     assert names(cds) == ["a", "b", "c"]
     client.ack(cds)
-    await client.recv_all(0.1)
+    # Answered after the ACK (and after the push's bounded wait for c's endpoint subscription).
+    await sotw_then_probe(client)
     assert stream_of(server).types[CLUSTER_TYPE].nack is None
 
 
 async def test_stale_nonce_is_ignored(views: Views, connect: Connect) -> None:
-    views.set(v.view())
+    views.set(probed(v.view()))
     client = connect()
     client.request(ENDPOINT_TYPE, ["a", "b"])
     first = await client.recv()
     client.ack(first)
-    views.set(v.view({"a": 9001, "b": 8002}))
+    views.set(probed(v.view({"a": 9001, "b": 8002})))
     second = await client.recv()
     assert names(second) == ["a"]
     # A request answering the first response (stale) that narrows the names is ignored...
     client.request(ENDPOINT_TYPE, ["a"], nonce=first.nonce, version=first.version_info)
-    assert await client.recv_all(0.2) == []
+    # (nothing answers it; had it dropped b, the probe request, naming b, would get b sent again)
+    await sotw_then_probe(client, ["a", "b"])
     # ...so "b" is still subscribed and its change is sent.
-    views.set(v.view({"a": 9001, "b": 9002}))
+    views.set(probed(v.view({"a": 9001, "b": 9002})))
     assert names(await client.recv()) == ["b"]
 
 
 async def test_unknown_names_are_remembered_and_sent_when_they_appear(views: Views, connect: Connect) -> None:
-    views.set(v.view({"a": 8001}))
+    views.set(probed(v.view({"a": 8001})))
     client = connect()
     client.request(ENDPOINT_TYPE, ["a", "later"])
     eds = await client.recv()
     assert names(eds) == ["a"]
     client.ack(eds)
-    assert await client.recv_all(0.2) == []
-    views.set(v.view({"a": 8001, "later": 8009}))
+    await sotw_then_probe(client)
+    views.set(probed(v.view({"a": 8001, "later": 8009})))
     assert names(await client.recv()) == ["later"]
 
 
 async def test_unsubscribe_and_resubscribe(views: Views, connect: Connect) -> None:
-    views.set(v.view())
+    views.set(probed(v.view()))
     client = connect()
     client.request(ENDPOINT_TYPE, ["a", "b"])
     client.ack(await client.recv())
     client.request(ENDPOINT_TYPE, ["a"])  # unsubscribe b
-    assert await client.recv_all(0.2) == []
-    views.set(v.view({"a": 8001, "b": 9002}))
-    assert await client.recv_all(0.2) == []
+    await sotw_then_probe(client)
+    views.set(probed(v.view({"a": 8001, "b": 9002})))
+    await sotw_then_probe(client)
     client.request(ENDPOINT_TYPE, ["a", "b"])  # resubscribe: b is sent again
     eds = await client.recv()
     assert names(eds) == ["b"]
@@ -160,15 +163,15 @@ async def test_wildcard_gets_every_cluster(views: Views, connect: Connect, wildc
 async def test_explicit_names_after_legacy_wildcard_narrow_the_subscription(
     views: Views, connect: Connect
 ) -> None:
-    views.set(v.view({"a": 1, "b": 2}))
+    views.set(probed(v.view({"a": 1, "b": 2})))
     client = connect()
     client.request(CLUSTER_TYPE)
     client.ack(await client.recv())
     client.request(CLUSTER_TYPE, ["a"])
-    assert await client.recv_all(0.2) == []
-    views.set(v.view({"a": 1, "b": 2, "c": 3}))
-    assert await client.recv_all(0.2) == []  # c is not wanted
-    views.set(View(clusters=(v.cluster("a", timeout_s=3), v.cluster("b"), v.cluster("c"))))
+    await sotw_then_probe(client)
+    views.set(probed(v.view({"a": 1, "b": 2, "c": 3})))
+    await sotw_then_probe(client)  # c is not wanted
+    views.set(probed(View(clusters=(v.cluster("a", timeout_s=3), v.cluster("b"), v.cluster("c")))))
     assert names(await client.recv()) == ["a"]
 
 
@@ -184,7 +187,7 @@ async def test_removed_cluster_is_absent_from_the_next_full_state(views: Views, 
 async def test_changed_cluster_is_followed_by_its_endpoints_then_listeners_and_routes(
     views: Views, connect: Connect
 ) -> None:
-    views.set(v.view())
+    views.set(probed(v.view()))
     client = connect()
     await subscribe_all(client, ["a", "b"], ["out"])
     changed = v.view()
@@ -194,36 +197,40 @@ async def test_changed_cluster_is_followed_by_its_endpoints_then_listeners_and_r
         listeners=(v.listener("out", 15002),),
         routes=(v.routes("out", "b"),),
     )
-    views.set(changed)
-    pushed = await client.recv_all()
+    views.set(probed(changed))
+    pushed = await client.recv_many(4)
     assert kinds(pushed) == ["CDS", "EDS", "LDS", "RDS"]
     assert names(pushed[1]) == ["a"]  # unchanged, but its cluster changed
+    await sotw_then_probe(client)  # and nothing else
 
 
 async def test_route_moves_before_the_old_cluster_is_removed(views: Views, connect: Connect) -> None:
-    views.set(v.view({"a": 1}, route_to="a"))
+    views.set(probed(v.view({"a": 1}, route_to="a")))
     client = connect()
     await subscribe_all(client, ["a"], ["out"])
-    views.set(v.view({"b": 2}, route_to="b"))
-    pushed = await client.recv_all(0.8)  # includes the bounded wait for b's EDS subscription
+    views.set(probed(v.view({"b": 2}, route_to="b")))
+    pushed = await client.recv_many(3)  # includes the bounded wait for b's EDS subscription
     assert kinds(pushed) == ["CDS", "RDS", "CDS"]
     assert names(pushed[0]) == ["a", "b"]  # make: the old cluster stays while routes move
     assert names(pushed[2]) == ["b"]  # break: then it goes
+    await sotw_then_probe(client)  # and nothing else
 
 
 async def test_new_eds_cluster_waits_for_its_endpoint_subscription_before_routes(
-    views: Views, connect: Connect
+    views: Views, connect: Connect, server: XdsServer
 ) -> None:
-    views.set(v.view({"a": 1}, route_to="a"))
+    server.ctx.new_cluster_wait = 30.0  # held back for far longer than the quiet window below
+    views.set(probed(v.view({"a": 1}, route_to="a")))
     client = connect()
     await subscribe_all(client, ["a"], ["out"])
-    views.set(v.view({"a": 1, "b": 2}, route_to="b"))
+    views.set(probed(v.view({"a": 1, "b": 2}, route_to="b")))
     cds = await client.recv()
     assert names(cds) == ["a", "b"]
     client.ack(cds)
-    assert await client.recv_all(0.2) == []  # routes are held back...
-    client.request(ENDPOINT_TYPE, ["a", "b"])  # ...until the client asks for b's endpoints
-    pushed = [await client.recv(), await client.recv()]
+    # No probe can prove this: the held-back push is the one any probe's answer would wait behind.
+    assert await client.recv_all(1.0) == []  # routes are held back...
+    client.request(ENDPOINT_TYPE, ["a", PROBE, "b"])  # ...until the client asks for b's endpoints
+    pushed = await client.recv_many(2)
     assert kinds(pushed) == ["EDS", "RDS"]
     assert names(pushed[0]) == ["b"]
 
@@ -256,11 +263,7 @@ async def test_state_of_a_closed_stream_is_freed(
     await client.recv()
     assert len(server.streams) == 1 and cache.keys() == [ViewKey("default")]
     await client.close()
-    for _ in range(50):
-        if not server.streams:
-            break
-        await asyncio.sleep(0.02)
-    assert not server.streams
+    await until(lambda: not server.streams, "the closed stream to be dropped")
     assert cache.keys() == [] and cache.snapshot(ViewKey("default")) is None
 
 

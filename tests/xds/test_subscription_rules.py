@@ -1,13 +1,11 @@
 """The subscription cases of the xDS protocol that a server most easily gets wrong, sent as a client would.
 
 Each "nothing else arrives" is proven by the protocol, not by a quiet window: after the step under test the
-client subscribes to a probe resource, and the next response must be the probe's alone. Requests on a
-stream are handled in order, so anything the step wrongly caused is sent before the probe or beside it.
+client subscribes to a probe resource, and the next response must be the probe's alone (see `xds_probe`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -15,53 +13,12 @@ import pytest
 import xds_views as v
 from ads_client import AdsClient
 from xds_harness import Views
+from xds_probe import PROBE, collect, delta_then_probe, sotw_then_probe, with_probe
 from xds_responses import messages, names
 
 from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, View
 
 Connect = Callable[..., AdsClient]
-PROBE = "probe"
-
-
-def with_probe(clusters: dict[str, int]) -> View:
-    """A view whose clusters include the probe, so the probe's endpoints can be subscribed to."""
-    return v.view({**clusters, PROBE: 8999})
-
-
-async def delta_then_probe(client: AdsClient) -> Any:
-    """Subscribe to the probe's endpoints; return the next response, which must be the probe's alone."""
-    client.delta_request(ENDPOINT_TYPE, [PROBE])
-    response = await client.recv()
-    assert (names(response), list(response.removed_resources)) == ([PROBE], []), "something else was sent"
-    return response
-
-
-async def sotw_then_probe(client: AdsClient, subscribed: list[str]) -> Any:
-    """Add the probe to a SotW EDS subscription; the next response must carry the probe alone."""
-    client.request(ENDPOINT_TYPE, [*subscribed, PROBE])
-    response = await client.recv()
-    assert names(response) == [PROBE], "something else was sent"
-    return response
-
-
-async def collect(
-    client: AdsClient, expected: dict[str, tuple[set[str], set[str]]], deadline: float = 5.0
-) -> dict[str, tuple[set[str], set[str]]]:
-    """ACK every response and gather, per type, the names sent and reported removed, until they are
-    `expected` (or the deadline passes: then what was gathered, for the assertion to show)."""
-    got: dict[str, tuple[set[str], set[str]]] = {type_url: (set(), set()) for type_url in expected}
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while got != expected and (remaining := end - loop.time()) > 0:
-        try:
-            response = await client.recv(remaining)
-        except TimeoutError:
-            break
-        sent, removed = got.setdefault(response.type_url, (set(), set()))
-        sent.update(names(response))
-        removed.update(response.removed_resources)
-        client.ack(response)
-    return got
 
 
 def port_of(response: Any, name: str) -> int:
