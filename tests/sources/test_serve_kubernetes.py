@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -16,12 +15,6 @@ from typing import Any
 from fakekube import FakeKube
 
 from .objects import endpoint_slice, mesh, service
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -57,13 +50,18 @@ async def test_serve_against_kubernetes(kube: FakeKube, tmp_path: Path) -> None:
     for obj in mesh():
         kube.apply(obj)
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
-    admin = f"http://127.0.0.1:{_free_port()}"
+    # Port 0 for both, read back from the line serve prints once both listen: nothing picked in advance.
+    log = (tmp_path / "serve.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gammaxds", "serve", "--kubeconfig", str(kubeconfig),
-        "--xds-address", f"127.0.0.1:{_free_port()}", "--admin-address", admin.removeprefix("http://"),
+        "--xds-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
         env={**os.environ, "POD_NAMESPACE": "gammaxds-system"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE, stderr=log,
     )  # fmt: skip
+    assert proc.stdout is not None
+    printed = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    admin = printed.rsplit("admin on ", 1)[-1].strip()
+    assert admin.startswith("http://127.0.0.1:"), printed
     try:
         await _eventually("/readyz", lambda: _get(f"{admin}/readyz")[0] == 200)
         clusters = await _eventually("the cluster's Services in the view", lambda: _clusters(admin))
@@ -88,7 +86,9 @@ async def test_serve_against_kubernetes(kube: FakeKube, tmp_path: Path) -> None:
         assert status["leader"]["is_leader"] is True
     finally:
         proc.send_signal(signal.SIGTERM)
-        output = (await asyncio.wait_for(proc.communicate(), 15))[0].decode()
+        await asyncio.wait_for(proc.communicate(), 15)
+        log.close()
+    output = (tmp_path / "serve.log").read_text()
     assert proc.returncode == 0, output
     lease = kube.get("Lease", "gammaxds-system", "gammaxds")
     assert lease is not None and not lease["spec"].get("holderIdentity"), f"lease not released: {lease}"
