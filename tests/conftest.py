@@ -7,18 +7,29 @@ Markers, set from where a test lives so no file can forget them:
 
 With `GAMMAXDS_REQUIRE_ALL=1` (set by `.ci/run`) a skipped test is a failure, with the skip's reason: a
 suite that cannot run here (no root, no `ip netns`, no Envoy) must not let CI pass without it.
+
+Also the fixtures of the suites that talk to a Kubernetes API server (tests/inject, tests/sources): `kube`,
+the fake API server of tests/fakekube, and `api`, a real client for it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from fakekube import FakeKube
+    from kubernetes_asyncio import client
+
 HERE = Path(__file__).resolve().parent
 REQUIRE_ALL = "GAMMAXDS_REQUIRE_ALL"
+
+sys.path.append(str(HERE))  # `fakekube`, however pytest was started
 
 
 def require_all() -> bool:
@@ -64,3 +75,26 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"netns suites: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
         )
+
+
+# -- a fake Kubernetes API server ----------------------------------------------------------------------------
+# Imported when a test asks for one: the suites that never do load neither aiohttp nor the Kubernetes client.
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[FakeKube]:
+    """The fake API server (tests/fakekube), running for the test."""
+    from fakekube import FakeKube
+
+    async with FakeKube() as server:
+        yield server
+
+
+@pytest.fixture
+async def api(kube: FakeKube, tmp_path: Path) -> AsyncIterator[client.ApiClient]:
+    """A real Kubernetes client for `kube`, from the kubeconfig it writes; closed after the test."""
+    from gammaxds.sources.kubeclient import api_client
+
+    api = await api_client(str(kube.write_kubeconfig(tmp_path / "kubeconfig")))
+    yield api
+    await api.close()

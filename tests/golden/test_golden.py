@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,32 @@ def header_problem(text: str) -> str | None:
     return "no `# Expect: <the outcome>` line in the leading comment lines, after the Rule"
 
 
+def rewrite_goldens(folder: Path, recorded: Mapping[str, Path], produced: Mapping[str, str]) -> None:
+    """`--update-goldens`: write each produced output into `folder`, and remove each recorded one no longer
+    produced (orphaned: that output no longer exists)."""
+    for name, text in produced.items():
+        (folder / name).write_text(text)
+    for name in recorded.keys() - produced.keys():
+        recorded[name].unlink()
+
+
+def golden_diff(case: str, recorded: Mapping[str, Path], produced: Mapping[str, str]) -> list[str]:
+    """The unified diff, golden → now, of each produced output (by file name) that differs from its recorded
+    file; empty when every one is as recorded. Every name of `produced` must be in `recorded`."""
+    diffs: list[str] = []
+    for name, text in produced.items():
+        old = recorded[name].read_text()
+        if old != text:
+            diffs += difflib.unified_diff(
+                old.splitlines(),
+                text.splitlines(),
+                f"{case}/{name} (golden)",
+                f"{case}/{name} (now)",
+                lineterm="",
+            )
+    return diffs
+
+
 def test_every_case_starts_with_rule_and_expect() -> None:
     problems = [
         f"{case}/in.yaml: {problem}"
@@ -101,25 +128,12 @@ def test_golden(case: str, update_goldens: bool) -> None:
     produced = outputs(folder)
     recorded = {p.name: p for p in folder.glob("*.yaml") if p.name != "in.yaml"}
     if update_goldens:
-        for name, text in produced.items():
-            (folder / name).write_text(text)
-        for name in recorded.keys() - produced.keys():
-            recorded[name].unlink()  # orphaned: that view no longer exists
+        rewrite_goldens(folder, recorded, produced)
         return
     assert recorded.keys() == produced.keys(), (
         f"views differ; run `make golden` and review the diff: {sorted(recorded.keys() ^ produced.keys())}"
     )
-    diffs = []
-    for name, text in produced.items():
-        old = recorded[name].read_text()
-        if old != text:
-            diffs += difflib.unified_diff(
-                old.splitlines(),
-                text.splitlines(),
-                f"{case}/{name} (golden)",
-                f"{case}/{name} (now)",
-                lineterm="",
-            )
+    diffs = golden_diff(case, recorded, produced)
     assert not diffs, (
         "translation differs from the golden files (run `make golden` and review):\n" + "\n".join(diffs[:300])
     )

@@ -1,21 +1,14 @@
-"""Fixtures for the source tests: a fake API server, a client for it, and a recorder of published Worlds."""
+"""Fixtures for the source tests: a recorder of published Worlds. The fake API server (`kube`) and a client for
+it (`api`) are suite-wide fixtures (tests/conftest.py), shared with tests/inject."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from kubernetes_asyncio import client
-
-sys.path.append(str(Path(__file__).resolve().parents[1]))  # `fakekube`, however pytest was started
-
-from fakekube import FakeKube
 
 from gammaxds.model import World
-from gammaxds.sources.kubeclient import api_client
 
 
 class Published:
@@ -46,16 +39,3 @@ class Published:
 @pytest.fixture
 def published() -> Published:
     return Published()
-
-
-@pytest.fixture
-async def kube() -> AsyncIterator[FakeKube]:
-    async with FakeKube() as server:
-        yield server
-
-
-@pytest.fixture
-async def api(kube: FakeKube, tmp_path: Path) -> AsyncIterator[client.ApiClient]:
-    api = await api_client(str(kube.write_kubeconfig(tmp_path / "kubeconfig")))
-    yield api
-    await api.close()

@@ -10,7 +10,6 @@ Regenerate with `make golden` (`pytest tests/golden --update-goldens`).
 
 from __future__ import annotations
 
-import difflib
 import json
 import shlex
 import sys
@@ -25,7 +24,7 @@ from gammaxds.inject.rewrite import ANNOTATION_STATUS
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))  # the translator goldens' header check, however pytest was started
 
-from test_golden import header_problem  # noqa: E402
+from test_golden import golden_diff, header_problem, rewrite_goldens  # noqa: E402
 
 CASES = sorted(p.name for p in HERE.iterdir() if (p / "in.yaml").exists())
 OUTPUTS = ("out.yaml", "notes.txt", "error.txt")
@@ -79,23 +78,10 @@ def test_golden(case: str, in_case: Path, update_goldens: bool, capsys: pytest.C
     now = produced(in_case, capsys)
     recorded = {name: in_case / name for name in OUTPUTS if (in_case / name).exists()}
     if update_goldens:
-        for name, text in now.items():
-            (in_case / name).write_text(text)
-        for name in recorded.keys() - now.keys():
-            recorded[name].unlink()
+        rewrite_goldens(in_case, recorded, now)
         return
     assert recorded.keys() == now.keys(), f"outputs differ; run `make golden` and review: {sorted(recorded)}"
-    diffs: list[str] = []
-    for name, text in now.items():
-        old = recorded[name].read_text()
-        if old != text:
-            diffs += difflib.unified_diff(
-                old.splitlines(),
-                text.splitlines(),
-                f"{case}/{name} (golden)",
-                f"{case}/{name} (now)",
-                lineterm="",
-            )
+    diffs = golden_diff(case, recorded, now)
     assert not diffs, "inject output differs from the golden files (run `make golden`):\n" + "\n".join(
         diffs[:300]
     )
