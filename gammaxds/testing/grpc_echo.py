@@ -23,22 +23,19 @@ thousands of calls, and a test can probe repeatedly, without starting a process 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
-import os
-import select
 import signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
+
+from .mesh import PodSession
 
 if TYPE_CHECKING:
     from .mesh import Pod, Proc
@@ -345,29 +342,14 @@ def serve_in_pod(
     return proc
 
 
-class PodCaller:
+class PodCaller(PodSession):
     """A long-lived `grpc_echo session` in a pod: each `call` is one job sent on its stdin, answered with one
     JSON line. It is one of the pod's processes, so the mesh stops it when it closes."""
 
     def __init__(self, pod: Pod) -> None:
-        from .mesh import Proc  # the mesh needs Linux namespaces; imported only when a pod is used
-
-        self.pod = pod
-        argv = [sys.executable, "-u", "-m", "gammaxds.testing.grpc_echo", "session"]
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        log = pod.mesh.tmpdir / f"{pod.name}.grpc-session.{len(pod.procs)}.log"
-        with log.open("wb") as err:
-            popen = subprocess.Popen(
-                pod.exec_argv(argv),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                env=env,
-                start_new_session=True,
-            )
-        self.proc = Proc(popen, log, argv)
-        pod.procs.append(self.proc)
-        self._buf = b""
+        super().__init__(
+            pod, [sys.executable, "-u", "-m", "gammaxds.testing.grpc_echo", "session"], "grpc session"
+        )
 
     def call(
         self,
@@ -394,43 +376,10 @@ class PodCaller:
             "timeout": timeout,
             "http1": http1,
         }
-        out = self._exchange(job, total_timeout)
+        out = dict(self.exchange(job, total_timeout))
         if "error" in out:
             raise RuntimeError(f"grpc session in pod {self.pod.name}: {out['error']}")
         return Tally.from_json(out)
-
-    def _exchange(self, job: Mapping[str, Any], timeout: float) -> dict[str, Any]:
-        popen = self.proc.popen
-        assert popen.stdin is not None and popen.stdout is not None
-        if not self.proc.alive():
-            raise RuntimeError(f"grpc session in pod {self.pod.name} exited: {self.proc.output()[-2000:]}")
-        popen.stdin.write(json.dumps(job).encode() + b"\n")
-        popen.stdin.flush()
-        deadline = time.monotonic() + timeout
-        fd = popen.stdout.fileno()
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                self.close()
-                raise RuntimeError(
-                    f"grpc session in pod {self.pod.name}: no answer within {timeout}s to {job}"
-                )
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise RuntimeError(
-                    f"grpc session in pod {self.pod.name} exited: {self.proc.output()[-2000:]}"
-                )
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return dict(json.loads(line))
-
-    def close(self) -> None:
-        if self.proc.popen.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.popen.stdin.close()
-        self.proc.stop(timeout=1.0)
-        if self.proc.popen.stdout is not None:
-            self.proc.popen.stdout.close()
 
 
 # --- command line ------------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from gammaxds import capture
 
@@ -350,30 +350,28 @@ def _tally(out: Mapping[str, Any]) -> Tally:
     return Tally({tuple(k): n for k, n in out["tally"]}, list(out.get("errors", [])))
 
 
-class HttpSession:
-    """A long-lived HTTP client process inside a pod: many requests without a process start each.
+class PodSession:
+    """A long-lived process inside a pod that answers each JSON job written to its stdin with one JSON line:
+    many requests without a process start each. Every exchange is bounded by its timeout; the process is one of
+    the pod's, stopped by `close()` or when the mesh closes."""
 
-    Each `http` opens a new connection (as `curl` would); `many` sends N requests over one keep-alive
-    connection and returns a `Tally`. Every call is bounded by its timeout; the process is stopped by
-    `close()` or when the mesh closes.
-    """
-
-    def __init__(self, pod: Pod) -> None:
+    def __init__(self, pod: Pod, argv: Sequence[str], label: str) -> None:
         self.pod = pod
-        log = pod.mesh.tmpdir / f"{pod.name}.http-session.{len(pod.procs)}.log"
-        argv = [sys.executable, "-I", "-S", "-u", "-c", _HTTP_AGENT]
+        self.label = label
+        log = pod.mesh.tmpdir / f"{pod.name}.{label.replace(' ', '-')}.{len(pod.procs)}.log"
         with log.open("wb") as err:
             popen = subprocess.Popen(pod.exec_argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=err, start_new_session=True, env=_pod_env(None))
-        self.proc = Proc(popen, log, argv)
+        self.proc = Proc(popen, log, list(argv))
         pod.procs.append(self.proc)
         self._buf = b""
 
-    def _call(self, job: Mapping[str, Any], timeout: float) -> Any:
+    def exchange(self, job: Mapping[str, Any], timeout: float) -> Any:
+        """Send one job, return its answer (parsed JSON)."""
         popen = self.proc.popen
         assert popen.stdin is not None and popen.stdout is not None
         if not self.proc.alive():
-            raise MeshError(f"http session in pod {self.pod.name} exited: {self.proc.output()[-2000:]}")
+            raise MeshError(f"{self.label} in pod {self.pod.name} exited: {self.proc.output()[-2000:]}")
         popen.stdin.write(json.dumps(job).encode() + b"\n")
         popen.stdin.flush()
         deadline = time.monotonic() + timeout
@@ -382,18 +380,40 @@ class HttpSession:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 self.close()
-                raise MeshError(f"http session in pod {self.pod.name}: no answer within {timeout}s to {job}")
+                raise MeshError(f"{self.label} in pod {self.pod.name}: no answer within {timeout}s to {job}")
             chunk = os.read(fd, 65536)
             if not chunk:
-                raise MeshError(f"http session in pod {self.pod.name} exited: {self.proc.output()[-2000:]}")
+                raise MeshError(f"{self.label} in pod {self.pod.name} exited: {self.proc.output()[-2000:]}")
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
 
+    def close(self) -> None:
+        if self.proc.popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.popen.stdin.close()
+        self.proc.stop(timeout=1.0)
+        if self.proc.popen.stdout is not None:
+            self.proc.popen.stdout.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class HttpSession(PodSession):
+    """A long-lived HTTP client in a pod. Each `http` opens a new connection (as `curl` would); `many` sends N
+    requests over one keep-alive connection and returns a `Tally`."""
+
+    def __init__(self, pod: Pod) -> None:
+        super().__init__(pod, [sys.executable, "-I", "-S", "-u", "-c", _HTTP_AGENT], "http session")
+
     def http(self, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
              body: str = "", timeout: float = 5.0) -> HttpResult:
         """One request on a new connection; connection errors land in `error` (status 0)."""
-        out = self._call({"op": "http", "url": url, "method": method, "headers": dict(headers or {}),
+        out = self.exchange({"op": "http", "url": url, "method": method, "headers": dict(headers or {}),
                           "body": body, "timeout": timeout}, timeout + 5)
         return HttpResult(out["status"], out["headers"], out["body"], out.get("error"))
 
@@ -403,25 +423,9 @@ class HttpSession:
 
         Through a sidecar this is ~1 ms a request; straight to the demo app (no Envoy) a reused connection costs
         ~40 ms a request (the app writes headers and body separately: Nagle meets delayed ACK)."""
-        return _tally(self._call({"op": "many", "url": url, "n": n, "method": method,
+        return _tally(self.exchange({"op": "many", "url": url, "n": n, "method": method,
                                   "headers": dict(headers or {}), "fields": list(fields), "timeout": timeout},
                                  total_timeout))
-
-    def close(self) -> None:
-        if self.proc.popen.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.popen.stdin.close()
-        self.proc.stop(timeout=1.0)
-        for stream in (self.proc.popen.stdout,):
-            if stream is not None:
-                stream.close()
-
-    def __enter__(self) -> HttpSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _pod_env(env: Mapping[str, str] | None) -> dict[str, str]:
     """Our environment (or `env`) minus proxy variables, so pod traffic never leaves the mesh."""
