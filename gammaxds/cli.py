@@ -95,10 +95,29 @@ def build_parser() -> argparse.ArgumentParser:
     kube = serve.add_mutually_exclusive_group()
     kube.add_argument("--kubeconfig", metavar="FILE", help="watch the Kubernetes cluster of this kubeconfig")
     kube.add_argument("--in-cluster", action="store_true", help="watch the cluster this pod runs in")
-    serve.add_argument("--xds-address", default=DEFAULT_XDS, metavar="HOST:PORT|unix:PATH")
-    serve.add_argument("--admin-address", default=DEFAULT_ADMIN, metavar="HOST:PORT")
-    serve.add_argument("--controller-name", default=DEFAULT_CONTROLLER)
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--xds-address",
+        default=DEFAULT_XDS,
+        metavar="HOST:PORT|unix:PATH",
+        help="where sidecars connect for ADS (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--admin-address",
+        default=DEFAULT_ADMIN,
+        metavar="HOST:PORT",
+        help="/healthz, /readyz, /metrics, /debug/... (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--controller-name",
+        default=DEFAULT_CONTROLLER,
+        help="the controllerName of the route status entries written (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="(default: %(default)s)",
+    )
     hook = serve.add_argument_group("the sidecar-injection webhook (off unless --webhook-address is given)")
     hook.add_argument(
         "--webhook-address", metavar="HOST:PORT", help="serve the mutating admission webhook (HTTPS) here"
@@ -126,18 +145,44 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument(
         "--namespace", metavar="NS", help="the client's namespace (default: every namespace)"
     )
-    translate.add_argument("--capture", choices=CAPTURES, default="transparent")
-    translate.add_argument("--output", choices=["yaml", "json"], default="yaml")
-    translate.add_argument("--controller-name", default=DEFAULT_CONTROLLER)
+    translate.add_argument(
+        "--capture",
+        choices=CAPTURES,
+        default="transparent",
+        help="the sidecar's capture mode (default: %(default)s)",
+    )
+    translate.add_argument(
+        "--output", choices=["yaml", "json"], default="yaml", help="(default: %(default)s)"
+    )
+    translate.add_argument(
+        "--controller-name",
+        default=DEFAULT_CONTROLLER,
+        help="the controllerName of the status shown (default: %(default)s)",
+    )
     translate.set_defaults(func=cmd_translate)
 
     boot = sub.add_parser("bootstrap", help="print an Envoy bootstrap for one sidecar")
-    boot.add_argument("--node-id", required=True)
-    boot.add_argument("--namespace", required=True)
-    boot.add_argument("--xds-address", default=DEFAULT_XDS, metavar="HOST:PORT|unix:PATH")
-    boot.add_argument("--capture", choices=CAPTURES, default="transparent")
-    boot.add_argument("--outbound-address", default=DEFAULT_OUTBOUND, metavar="HOST:PORT")
-    boot.add_argument("--admin-address", default="127.0.0.1:15000", metavar="HOST:PORT")
+    boot.add_argument("--node-id", required=True, help="the sidecar's node id, unique per sidecar")
+    boot.add_argument("--namespace", required=True, help="the client's namespace: it selects what it sees")
+    boot.add_argument(
+        "--xds-address",
+        default=DEFAULT_XDS,
+        metavar="HOST:PORT|unix:PATH",
+        help="the control plane; HOST may be a DNS name (default: %(default)s)",
+    )
+    boot.add_argument("--capture", choices=CAPTURES, default="transparent", help="(default: %(default)s)")
+    boot.add_argument(
+        "--outbound-address",
+        default=DEFAULT_OUTBOUND,
+        metavar="HOST:PORT",
+        help="proxy mode's listener (default: %(default)s)",
+    )
+    boot.add_argument(
+        "--admin-address",
+        default="127.0.0.1:15000",
+        metavar="HOST:PORT",
+        help="Envoy's admin (default: %(default)s)",
+    )
     boot.add_argument("--sotw", action="store_true", help="state-of-the-world ADS instead of delta")
     boot.add_argument(
         "--readiness-address",
@@ -183,7 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     inject.set_defaults(func=cmd_inject)
 
     status = sub.add_parser("status", help="one line per connected sidecar")
-    status.add_argument("--admin-address", default=DEFAULT_ADMIN, metavar="HOST:PORT")
+    status.add_argument(
+        "--admin-address",
+        default=DEFAULT_ADMIN,
+        metavar="HOST:PORT",
+        help="the control plane's admin (default: %(default)s)",
+    )
 
     demo = sub.add_parser("demo", help="run the demo mesh on this machine and walk through it")
     demo.add_argument("--keep", action="store_true", help="leave the mesh running until Ctrl-C")

@@ -113,3 +113,28 @@ def test_translate_into_a_closed_pipe_ends_quietly() -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGPIPE, (proc.returncode, err)
     assert err == b""
+
+
+def test_every_flag_has_help_and_stands_in_the_readme_table() -> None:
+    """The README's command table is checked against the parser, so the two cannot drift apart."""
+    import argparse
+
+    from gammaxds.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text().splitlines()
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    problems = []
+    for name, sub in commands.choices.items():
+        rows = " ".join(line for line in readme if line.startswith(f"| `gammaxds {name}"))
+        if not rows:
+            problems.append(f"{name}: no row in the README's command table")
+        for action in sub._actions:
+            flags = [f for f in action.option_strings if f.startswith("--") and f != "--help"]
+            if not flags:
+                continue
+            if not action.help:
+                problems.append(f"{name} {flags[0]}: no help text")
+            if not any(f in rows for f in flags):
+                problems.append(f"{name} {flags[0]}: not in the README's command table")
+    assert not problems, "\n".join(problems)
