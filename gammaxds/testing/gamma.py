@@ -13,6 +13,7 @@ Everything started here runs as a pod process, so `Mesh.close()` stops it and `M
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -57,6 +58,17 @@ def eventually(probe: Callable[[], T], timeout: float, interval: float = 0.05, w
         if time.monotonic() - start > timeout:
             raise AssertionError(f"{what or 'condition'} not met within {timeout}s; last: {last!r}")
         time.sleep(interval)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """`eventually` for asyncio tests: poll `condition` (every 10 ms, the event loop running meanwhile) until it
+    holds; fail, naming `what`, if it does not within `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 # --- manifests ------------------------------------------------------------------------------------------------

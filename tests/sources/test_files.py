@@ -15,10 +15,10 @@ import yaml
 
 from gammaxds.model import World
 from gammaxds.sources.files import ManifestSource
+from gammaxds.testing.gamma import until
 
 from .conftest import Published
 from .objects import endpoint_slice, http_route, namespace, service
-from .waiting import until
 
 # Seconds: the promise for any edit, and so a bound these tests keep. The source applies a change once two
 # polls agree on it, at most three polls (0.75 s at the default interval) after the write: headroom 0.25 s.

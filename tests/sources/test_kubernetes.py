@@ -14,10 +14,10 @@ from kubernetes_asyncio import client
 
 from gammaxds.model import World
 from gammaxds.sources.kubernetes import KubernetesSource
+from gammaxds.testing.gamma import until
 
 from .conftest import Published
 from .objects import endpoint_slice, grpc_route, http_route, mesh, namespace, reference_grant, service
-from .waiting import until
 
 
 @contextlib.asynccontextmanager

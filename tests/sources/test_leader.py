@@ -12,8 +12,7 @@ from fakekube import FakeKube
 from kubernetes_asyncio import client
 
 from gammaxds.sources.leader import LeaderElector
-
-from .waiting import until
+from gammaxds.testing.gamma import until
 
 LEASE = 2.0  # seconds: test-sized, in the client-go ratios
 TIMING: dict[str, Any] = {"lease_duration": LEASE, "renew_deadline": 1.5, "retry_period": 0.2}

@@ -10,10 +10,11 @@ from fakekube import FakeKube
 
 from gammaxds.model import World
 from gammaxds.sources import KubernetesSource, LeaderElector, StatusUpdater, api_client
+from gammaxds.testing.gamma import until
 from gammaxds.translate import translate_status
 
 from .objects import http_route, mesh
-from .waiting import WatchedWriter, until, versions_in
+from .waiting import WatchedWriter, versions_in
 
 ROUTES = {("HTTPRoute", "shop", "cart-split"), ("GRPCRoute", "shop", "cart-grpc")}
 

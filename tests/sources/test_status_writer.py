@@ -14,10 +14,11 @@ from gammaxds.model import ParentReference
 from gammaxds.model.status import Condition, ParentStatus, RouteStatuses
 from gammaxds.sources.kubernetes import KubernetesSource
 from gammaxds.sources.status import StatusUpdater, StatusWriter
+from gammaxds.testing.gamma import until
 from gammaxds.translate import translate_status
 
 from .objects import http_route, mesh
-from .waiting import WatchedWriter, until, versions_in
+from .waiting import WatchedWriter, versions_in
 
 KEY = ("HTTPRoute", "shop", "cart-split")
 GRPC_KEY = ("GRPCRoute", "shop", "cart-grpc")

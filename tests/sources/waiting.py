@@ -14,17 +14,6 @@ from gammaxds.model.status import RouteKey, RouteStatuses
 from gammaxds.sources.status import StatusWriter
 
 
-async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    """Poll `condition` until it holds; fail, naming `what`, if it does not within `timeout` seconds. (For
-    what the fake API server sees, `FakeKube.until` waits for the server's own activity instead.)"""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 class WatchedWriter(StatusWriter):
     """A StatusWriter that records every pass: the resourceVersion of each route it was given. A test can
     then wait for a pass over the routes as they are now, which proves what such a pass does (or does not)

@@ -14,8 +14,9 @@ from envoy.service.discovery.v3.discovery_pb2 import (
     DiscoveryResponse,
 )
 from xds_harness import Views
-from xds_probe import delta_then_probe, probed, sotw_then_probe, until
+from xds_probe import delta_then_probe, probed, sotw_then_probe
 
+from gammaxds.testing.gamma import until
 from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, View
 from gammaxds.xds import SnapshotCache, XdsServer
 from gammaxds.xds.holdings import Holdings

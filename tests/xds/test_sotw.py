@@ -10,9 +10,10 @@ import pytest
 import xds_views as v
 from ads_client import AdsClient, make_node
 from xds_harness import Views
-from xds_probe import PROBE, probed, sotw_then_probe, until
+from xds_probe import PROBE, probed, sotw_then_probe
 from xds_responses import kinds, messages, names
 
+from gammaxds.testing.gamma import until
 from gammaxds.translate.view import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, View, ViewKey
 from gammaxds.xds import SnapshotCache, XdsServer, start_xds_server
 

@@ -101,13 +101,3 @@ async def recv_until(client: AdsClient, done: Callable[[list[Any]], bool], timeo
         except TimeoutError:
             break
     return out
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    """Poll `condition` until it holds; fail, naming `what`, if it does not within `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
