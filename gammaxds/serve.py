@@ -17,6 +17,7 @@ from .model import World
 from .model.status import DEFAULT_CONTROLLER
 from .sources.base import Source
 from .translate import Translation, Translator, View, ViewKey
+from .translate.report import status_document
 from .xds import SnapshotCache
 
 log = logging.getLogger("gammaxds")
@@ -64,11 +65,8 @@ class ControlPlane:
 
     def status(self) -> dict[str, Any]:
         """`/debug/status`: route conditions and the inputs that are not in force, with their reasons."""
-        translation = self.translation
-        return {
-            "routes": translation.statuses.to_dict(self.controller_name) if translation else [],
-            "errors": [str(e) for e in self.source.errors],
-        }
+        warnings: list[str] = getattr(self.source, "warnings", [])
+        return status_document(self.translation, self.source.errors, warnings, self.controller_name)
 
 
 async def run_until_signalled(main: Callable[[asyncio.Event], Any]) -> None:

@@ -5,7 +5,7 @@ from .core import Namespace, Service, ServicePort
 from .discovery import Endpoint, EndpointSlice
 from .errors import ObjectError
 from .gateway import GRPCRoute, HTTPRoute, ParentReference, ReferenceGrant, Route
-from .load import Loaded, load_paths, parse_object, parse_text
+from .load import Loaded, load_paths, one_copy_each, parse_object, parse_text
 from .world import World, key_of
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "duration_ms",
     "key_of",
     "load_paths",
+    "one_copy_each",
     "parse_object",
     "parse_text",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -25,6 +25,21 @@ class ServiceSpec(K8sModel):
     ports: list[ServicePort] = []
     selector: dict[str, str] | None = None
     external_name: str | None = None
+    # The rest of the v1 ServiceSpec: accepted so that a manifest kubectl accepts loads, not yet acted on.
+    session_affinity: Literal["None", "ClientIP"] | None = None
+    session_affinity_config: dict[str, Any] | None = None
+    internal_traffic_policy: Literal["Cluster", "Local"] | None = None
+    external_traffic_policy: Literal["Cluster", "Local"] | None = None
+    traffic_distribution: str | None = None
+    publish_not_ready_addresses: bool | None = None
+    ip_families: list[Literal["IPv4", "IPv6"]] = []
+    ip_family_policy: Literal["SingleStack", "PreferDualStack", "RequireDualStack"] | None = None
+    external_ips: list[str] = Field(default=[], alias="externalIPs")
+    load_balancer_ip: str | None = Field(default=None, alias="loadBalancerIP")
+    load_balancer_source_ranges: list[str] = []
+    load_balancer_class: str | None = None
+    allocate_load_balancer_node_ports: bool | None = None
+    health_check_node_port: int | None = None
 
 
 class Service(Object):
@@ -47,3 +62,4 @@ class Service(Object):
 
 class Namespace(Object):
     kind: str = "Namespace"
+    spec: dict[str, Any] | None = None  # finalizers only

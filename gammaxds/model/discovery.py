@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -21,8 +21,13 @@ class ForZone(K8sModel):
     name: str
 
 
+class ForNode(K8sModel):
+    name: str
+
+
 class EndpointHints(K8sModel):
     for_zones: list[ForZone] = []
+    for_nodes: list[ForNode] = []
 
 
 class Endpoint(K8sModel):
@@ -32,6 +37,8 @@ class Endpoint(K8sModel):
     node_name: str | None = None
     zone: str | None = None
     hints: EndpointHints | None = None
+    target_ref: dict[str, Any] | None = None
+    deprecated_topology: dict[str, str] | None = None
 
 
 class EndpointPort(K8sModel):

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..model import Object, ObjectError, key_of, parse_text
-from ..model.load import manifest_files
-from ..model.world import Key
+from ..model.load import duplicates, manifest_files, reading_order
 from .base import Publish, Store
 
 log = logging.getLogger(__name__)
@@ -25,11 +24,13 @@ _UNSETTLED: Signature = (-1, -1, -1)  # the file changed while being read
 
 @dataclass
 class _File:
-    """What one file contributes: the objects in force, and the errors of its latest reading."""
+    """What one file contributes: its objects with their documents, in document order (duplicates
+    included: `duplicates` picks the copy in force across all files), and the errors of its latest reading."""
 
     signature: Signature | None = None
-    objects: dict[Key, Object] = field(default_factory=dict)
+    objects: list[tuple[Object, int | None]] = field(default_factory=list)
     errors: list[ObjectError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _signature(path: Path) -> Signature | None:
@@ -38,12 +39,6 @@ def _signature(path: Path) -> Signature | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def _whole_file_error(err: ObjectError) -> bool:
-    """Errors that name no object (unreadable, not YAML, a document that is not an object): the file's
-    previous objects cannot be matched to what is there now, so all of them stay."""
-    return err.kind == "?"
 
 
 class ManifestSource:
@@ -66,6 +61,11 @@ class ManifestSource:
     def errors(self) -> list[ObjectError]:
         """Why some inputs are not (or no longer) in force, for `/debug/status`."""
         return list(self._errors)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the files hold that gammaxds does not read (other kinds), for `/debug/status`."""
+        return [w for p in reading_order(self._files) for w in self._files[p].warnings]
 
     async def run(self, publish: Publish) -> None:
         await asyncio.to_thread(self.load)
@@ -113,41 +113,45 @@ class ManifestSource:
         try:
             text = path.read_text()
         except OSError as err:
-            state.errors = [ObjectError("?", "", str(path), "", f"cannot read: {err.strerror}", str(path))]
-            self._report(path, state.errors)
+            error = ObjectError("?", "", str(path), "", f"cannot read: {err.strerror}", str(path))
+            state.errors = [error.kept("previous version") if state.objects else error]
+            self._report(state.errors)
             return
         if _signature(path) != sig:
             state.signature = _UNSETTLED  # written while we read: read again on the next polls
             return
         loaded = parse_text(text, str(path))
-        state.errors = loaded.errors
-        if any(_whole_file_error(e) for e in loaded.errors):
-            self._report(path, loaded.errors, keep=len(state.objects))
+        if any(e.whole_file for e in loaded.errors):
+            # Nothing in the file can be matched to what it held before: all of that stays in force.
+            state.errors = [e.kept("previous version") if state.objects else e for e in loaded.errors]
+            self._report(state.errors)
             return
-        objects = {key_of(o): o for o in loaded.objects}
+        objects = list(zip(loaded.objects, (doc for _file, doc in loaded.origins), strict=True))
+        now = {key_of(o) for o, _doc in objects}
+        before = {key_of(o): (o, doc) for o, doc in state.objects}
+        errors = []
         for err in loaded.errors:
             key = (err.kind, err.namespace, err.name)
-            if key not in objects and key in state.objects:
-                objects[key] = state.objects[key]  # the object's last valid version stays
-        state.objects = objects
-        if loaded.errors:
-            self._report(path, loaded.errors)
+            if key not in now and key in before:
+                objects.append(before[key])  # the object's last valid version stays
+                now.add(key)
+                err = err.kept("previous version")
+            errors.append(err)
+        state.objects, state.errors, state.warnings = objects, errors, loaded.warnings
+        self._report(errors)
         for warning in loaded.warnings:
             log.info("%s", warning)
 
-    def _report(self, path: Path, errors: list[ObjectError], keep: int = 0) -> None:
-        kept = f"; keeping the {keep} objects it held before" if keep else ""
+    def _report(self, errors: list[ObjectError]) -> None:
         for err in errors:
-            log.warning("invalid manifest: %s%s", err, kept)
+            log.warning("invalid manifest: %s", err)
 
     def _rebuild(self) -> None:
-        objects: dict[Key, Object] = {}
-        origin: dict[Key, Path] = {}
-        for path in sorted(self._files):
-            for key, obj in self._files[path].objects.items():
-                if key in origin:
-                    log.warning("%s %s/%s is in both %s and %s; using %s", *key, origin[key], path, path)
-                objects[key] = obj
-                origin[key] = path
+        entries = [
+            (obj, str(path), doc) for path in reading_order(self._files) for obj, doc in self._files[path].objects
+        ]
+        objects, dup_errors = duplicates(entries)
+        for err in dup_errors:
+            log.warning("duplicate object: %s", err)
         self._store.objects = objects
-        self._errors = [e for p in sorted(self._files) for e in self._files[p].errors]
+        self._errors = [e for p in reading_order(self._files) for e in self._files[p].errors] + dup_errors

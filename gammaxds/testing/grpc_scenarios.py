@@ -216,9 +216,9 @@ def route_conditions(
     status: Mapping[str, Any], kind: str, namespace: str, name: str
 ) -> dict[str, tuple[str, str]]:
     """{condition type: (status, reason)} of a route's first parent in the control plane's `/debug/status`."""
-    routes = status["routes"]
+    routes = status["objects"]
     (entry,) = [r for r in routes if (r["kind"], r["namespace"], r["name"]) == (kind, namespace, name)]
-    return {c["type"]: (c["status"], c["reason"]) for c in entry["parents"][0]["conditions"]}
+    return {c["type"]: (c["status"], c["reason"]) for c in entry["status"]["parents"][0]["conditions"]}
 
 
 # -- the upstream's HTTP version ---------------------------------------------------------------------------

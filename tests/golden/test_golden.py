@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from gammaxds.envoycheck import validate
-from gammaxds.model import Loaded, parse_text
+from gammaxds.model import Loaded, one_copy_each, parse_text
 from gammaxds.translate import Translator
 from gammaxds.translate.report import default_views, status_report, view_report
 
@@ -30,7 +30,7 @@ def dump(data: Any) -> str:
 
 def load_case(case: Path) -> Loaded:
     """The case's input, with errors naming `in.yaml` rather than this checkout's absolute path."""
-    return parse_text((case / "in.yaml").read_text(), "in.yaml")
+    return one_copy_each(parse_text((case / "in.yaml").read_text(), "in.yaml"))
 
 
 def outputs(case: Path) -> dict[str, str]:

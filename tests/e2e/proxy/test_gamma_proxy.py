@@ -254,8 +254,8 @@ def test_invalid_backend_answers_500_for_its_share(mesh: Mesh, pair: Pair) -> No
     counts = tally(pair.shop, "broken", "/", count=1000)
     assert set(counts) == {"b4", 500} and abs(counts[500] - 500) <= 50, counts
     status = mesh.pipeline.call(mesh.pipeline.plane.status)
-    (entry,) = [r for r in status["routes"] if r["name"] == "broken"]
-    resolved = {c["type"]: c for c in entry["parents"][0]["conditions"]}["ResolvedRefs"]
+    (entry,) = [r for r in status["objects"] if r["name"] == "broken"]
+    resolved = {c["type"]: c for c in entry["status"]["parents"][0]["conditions"]}["ResolvedRefs"]
     assert (resolved["status"], resolved["reason"]) == ("False", "BackendNotFound"), resolved
 
 
