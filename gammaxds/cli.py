@@ -72,6 +72,12 @@ def cmd_inject(args: argparse.Namespace) -> int:
     return run_inject(args)
 
 
+def cmd_describe(args: argparse.Namespace) -> int:
+    from .describe.command import run_describe
+
+    return run_describe(args)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -235,6 +241,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="the control plane's admin (default: %(default)s)",
     )
 
+    describe = sub.add_parser("describe", help="why requests go where they go; what a sidecar has")
+    what = describe.add_subparsers(dest="what", required=True, metavar="service|proxy")
+    svc = what.add_parser("service", help="the routes, rules, backends and endpoints clients of a Service get")
+    svc.add_argument("name", metavar="NAME.NS", help="the Service, as NAME.NAMESPACE")
+    svc.add_argument(
+        "--from",
+        dest="client_namespace",
+        metavar="NS",
+        help="the clients' namespace (default: the Service's own)",
+    )
+    svc.add_argument(
+        "--manifests",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="describe from these files offline, instead of asking the running control plane (repeatable)",
+    )
+    proxy = what.add_parser("proxy", help="the config a connected sidecar was sent and acknowledged")
+    proxy.add_argument("node", metavar="NODE", help="the sidecar's node id (see gammaxds status)")
+    for p in (svc, proxy):
+        p.add_argument(
+            "--admin-address",
+            default=DEFAULT_ADMIN,
+            metavar="HOST:PORT",
+            help="the control plane's admin (default: %(default)s)",
+        )
+        p.add_argument(
+            "--output", choices=["table", "json"], default="table", help="(default: %(default)s)"
+        )
+        p.set_defaults(func=cmd_describe)
+
     demo = sub.add_parser("demo", help="run the demo mesh on this machine and walk through it")
     demo.add_argument("--keep", action="store_true", help="leave the mesh running until Ctrl-C")
     return parser
@@ -243,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that print to stdout and end: when the reader goes away (`gammaxds translate ... | head`) they end
 # quietly, as a C tool killed by SIGPIPE does. The servers keep Python's default (SIGPIPE ignored), since a
 # client closing a connection must never end them.
-PRINTING_COMMANDS = frozenset({"translate", "bootstrap", "capture", "inject", "status"})
+PRINTING_COMMANDS = frozenset({"translate", "bootstrap", "capture", "inject", "status", "describe"})
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
+from gammaxds.describe.service import client_namespaces, describe_service
+from gammaxds.describe.table import render_service
 from gammaxds.envoycheck import validate
 from gammaxds.model import Loaded, one_copy_each, parse_text
-from gammaxds.translate import Translator
+from gammaxds.translate import Translation, Translator
 from gammaxds.translate.report import default_views, status_report, view_report
 
 HERE = Path(__file__).parent
@@ -41,7 +43,18 @@ def outputs(case: Path) -> dict[str, str]:
         out[f"{key.namespace}.{key.capture}.yaml"] = dump(
             view_report(translation, key.namespace, key.capture)
         )
+    out["describe.txt"] = describe_all(translation, loaded)
     return out
+
+
+def describe_all(translation: Translation, loaded: Loaded) -> str:
+    """`gammaxds describe service` of every Service, for its own namespace and each namespace with consumer
+    routes on it: the human view of the same translation, pinned beside the Envoy view."""
+    parts = []
+    for ns, name in sorted(translation.world.services):
+        for client in client_namespaces(translation, ns, name):
+            parts.append(render_service(describe_service(translation, ns, name, client, loaded.errors)))
+    return "\n".join(parts)
 
 
 def header_problem(text: str) -> str | None:
@@ -126,7 +139,7 @@ def test_header_problem(text: str, problem: str | None) -> None:
 def test_golden(case: str, update_goldens: bool) -> None:
     folder = HERE / case
     produced = outputs(folder)
-    recorded = {p.name: p for p in folder.glob("*.yaml") if p.name != "in.yaml"}
+    recorded = {p.name: p for p in [*folder.glob("*.yaml"), *folder.glob("*.txt")] if p.name != "in.yaml"}
     if update_goldens:
         rewrite_goldens(folder, recorded, produced)
         return

@@ -125,7 +125,15 @@ def test_every_flag_has_help_and_stands_in_the_readme_table() -> None:
     parser = build_parser()
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     problems = []
-    for name, sub in commands.choices.items():
+
+    def commands_of(name: str, parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+        """`describe service` and `describe proxy` as commands of their own."""
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not nested:
+            return [(name, parser)]
+        return [c for sub_name, sub in nested[0].choices.items() for c in commands_of(f"{name} {sub_name}", sub)]
+
+    for name, sub in [c for n, p in commands.choices.items() for c in commands_of(n, p)]:
         rows = " ".join(line for line in readme if line.startswith(f"| `gammaxds {name}"))
         if not rows:
             problems.append(f"{name}: no row in the README's command table")
