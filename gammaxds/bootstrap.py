@@ -97,23 +97,25 @@ def bootstrap(
     admin_address: str = DEFAULT_ADMIN_ADDRESS,
     delta: bool = True,
     readiness_address: str | None = None,
+    access_log: bool = True,
 ) -> dict[str, Any]:
     """The bootstrap as a dict: node identity for the control plane, ADS for everything, and an admin port.
 
     With `readiness_address`, also a static listener there that answers `GET /ready` from the admin (Envoy's
     own readiness: 200 once the first configuration arrived) and 404 to anything else, so a kubelet probe can
-    reach readiness while the admin itself stays on loopback."""
+    reach readiness while the admin itself stays on loopback. With `access_log` off, the node metadata says
+    `access_log: "off"` and the control plane sends this sidecar listeners without access logs; on is the
+    default and is left unsaid, so the bootstraps of earlier versions mean the same."""
     if not namespace:
         raise ValueError("a sidecar needs a namespace: it selects the configuration the sidecar receives")
     if capture not in CAPTURES:
         raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, not {capture!r}")
     split_host_port(outbound_address)
+    node_metadata = {"namespace": namespace, "capture": capture, "outbound_address": outbound_address}
+    if not access_log:
+        node_metadata["access_log"] = "off"
     return {
-        "node": {
-            "id": node_id,
-            "cluster": namespace,
-            "metadata": {"namespace": namespace, "capture": capture, "outbound_address": outbound_address},
-        },
+        "node": {"id": node_id, "cluster": namespace, "metadata": node_metadata},
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "DELTA_GRPC" if delta else "GRPC",
@@ -203,6 +205,7 @@ def render_bootstrap(
     admin_address: str = DEFAULT_ADMIN_ADDRESS,
     delta: bool = True,
     readiness_address: str | None = None,
+    access_log: bool = True,
 ) -> str:
     """The bootstrap YAML that `gammaxds bootstrap` prints."""
     config = bootstrap(
@@ -214,6 +217,7 @@ def render_bootstrap(
         admin_address=admin_address,
         delta=delta,
         readiness_address=readiness_address,
+        access_log=access_log,
     )
     return yaml.dump(config, Dumper=_BootstrapDumper, sort_keys=False)
 

@@ -29,7 +29,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
     namespaces = [args.namespace] if args.namespace else translation.world.namespaces
     doc = {
         "views": [
-            {"namespace": ns, "capture": args.capture, **view_report(translation, ns, args.capture)}
+            {
+                "namespace": ns,
+                "capture": args.capture,
+                **view_report(translation, ns, args.capture, access_log=args.access_log == "on"),
+            }
             for ns in namespaces
         ],
         "status": status_report(translation, loaded, args.controller_name),
@@ -165,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONTROLLER,
         help="the controllerName of the status shown (default: %(default)s)",
     )
+    translate.add_argument(
+        "--access-log",
+        choices=["on", "off"],
+        default="on",
+        help="the sidecar's access-log choice, as `gammaxds bootstrap --access-log` (default: %(default)s)",
+    )
     translate.set_defaults(func=cmd_translate)
 
     boot = sub.add_parser("bootstrap", help="print an Envoy bootstrap for one sidecar")
@@ -190,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Envoy's admin (default: %(default)s)",
     )
     boot.add_argument("--sotw", action="store_true", help="state-of-the-world ADS instead of delta")
+    boot.add_argument(
+        "--access-log",
+        choices=["on", "off"],
+        default="on",
+        help="one access-log line per request on Envoy's stdout, or none (default: %(default)s)",
+    )
     boot.add_argument(
         "--readiness-address",
         metavar="HOST:PORT",

@@ -226,6 +226,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
             admin_address=args.admin_address,
             delta=not args.sotw,
             readiness_address=args.readiness_address,
+            access_log=args.access_log == "on",
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

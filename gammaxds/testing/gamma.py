@@ -260,7 +260,8 @@ def pod_ports(pod: Pod) -> set[int]:
 
 def route_entries(client: Pod | HttpSession, admin_port: int = SIDECAR_ADMIN_PORT) -> dict[str, list[str]]:
     """{route configuration name: [route entry names]} as the sidecar's Envoy holds them now (its admin's
-    config dump): `default` is the no-route entry, `<ns>.<route>.<rule>.<match>` come from HTTPRoutes."""
+    config dump): `default` is the no-route entry, `httproute/<ns>/<name>/rule/<r>/match/<m>` come from
+    HTTPRoutes."""
     resp = client.http(f"http://127.0.0.1:{admin_port}/config_dump?resource=dynamic_route_configs")
     if resp.status != 200:
         raise MeshError(f"config dump: {resp.status} {resp.error or resp.body[:200]}")

@@ -271,3 +271,27 @@ ERROR_OUTCOMES: Mapping[str, frozenset[str]] = {
     "/echo.Zero/X": frozenset({"UNAVAILABLE"}),  # every backend has weight 0
     "/echo.Ext/X": frozenset({"UNKNOWN"}),  # unsupported filter: 500, which gRPC maps to UNKNOWN
 }
+
+# Under `error_route`: {method path: (status code name, its grpc-message)}. The sidecar's answer says why, in
+# grpc-message (Envoy's local reply body) and in the trailer `x-gammaxds-reason`.
+_RULE = f"GRPCRoute {SHOP}/rpc rules"
+ERROR_DETAILS: Mapping[str, tuple[str, str]] = {
+    "/echo.Other/X": ("UNIMPLEMENTED", f"no route of {SHOP}/greeter:{PORT} matched"),
+    "/echo.Missing/X": ("UNAVAILABLE", f"{_RULE}[0]: backendRef Service {SHOP}/nosuch not found"),
+    "/echo.Half/X": ("UNAVAILABLE", f"{_RULE}[1]: backendRef Service {SHOP}/nosuch not found"),
+    "/echo.Empty/X": ("UNAVAILABLE", f"no ready endpoints for Service {SHOP}/empty port {PORT}"),
+    "/echo.Zero/X": ("UNAVAILABLE", f"{_RULE}[3]: every backendRef has weight 0"),
+    "/echo.Ext/X": ("UNKNOWN", f"{_RULE}[4]: ExtensionRef example.io/Filter f not supported"),
+}
+
+
+def unexplained(method: str, first: Mapping[str, Mapping[str, Any]]) -> tuple[str, Any, Any] | None:
+    """None when the first answers of `method` under `error_route` (`Tally.first`: by status code name) say why
+    as `ERROR_DETAILS` has it, in grpc-message and in `x-gammaxds-reason`; else (code, grpc-message,
+    x-gammaxds-reason) as found. None for a method without an entry (a backend serves it)."""
+    if method not in ERROR_DETAILS:
+        return None
+    code, details = ERROR_DETAILS[method]
+    answer = first.get(code, {})
+    reason = answer.get("response_metadata", {}).get("x-gammaxds-reason")
+    return None if answer.get("details") == details == reason else (code, answer.get("details"), reason)

@@ -14,6 +14,7 @@ from .protos import (
     packed,
     protocol_pb2,
 )
+from .replies import metadata
 from .services import port_protocol
 
 HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -42,6 +43,8 @@ def _protocol_options(service_port: ServicePort) -> http_protocol_options_pb2.Ht
 
 
 def build_cluster(service: Service, port: ServicePort) -> cluster_pb2.Cluster:
+    """The Service port's cluster. Its metadata names the Service and port as a person writes them, for the
+    sidecar's 503 when no endpoint is ready ("no ready endpoints for Service NS/NAME port PORT")."""
     name = cluster_name(service.namespace, service.name, port.port)
     cluster = cluster_pb2.Cluster(
         name=name,
@@ -49,6 +52,7 @@ def build_cluster(service: Service, port: ServicePort) -> cluster_pb2.Cluster:
         eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads_source(), service_name=name),
         connect_timeout=duration_ms(CONNECT_TIMEOUT_MS),
         lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
+        metadata=metadata(service=f"{service.namespace}/{service.name}", port=str(port.port)),
     )
     options = _protocol_options(port)
     if options is not None:

@@ -6,6 +6,10 @@ a change to one Service re-sends only its own listener and route configuration).
 to its original destination. `virtualInbound` on 15006 receives what inbound capture redirects (connections
 arriving at the pod) and passes each to its original destination, logging who connected.
 Proxy: one HTTP listener at the sidecar's outbound address, routed by `Host`.
+
+Every HTTP listener writes one access-log line per request to Envoy's stdout (`HTTP_ACCESS_LOG_FORMAT`), and
+explains the sidecar's own 404/500/503 replies (`replies.local_reply_config`). A sidecar whose node metadata
+says `access_log: "off"` gets the same listeners without their access logs (and nothing else differs).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from .protos import (
     substitution_format_string_pb2,
     tcp_proxy_pb2,
 )
+from .replies import local_reply_config
 from .services import is_http
 
 CAPTURE_PORT = 15001
@@ -55,13 +60,30 @@ INBOUND_ACCESS_LOG_FORMAT = (
     "[%START_TIME%] inbound %DOWNSTREAM_REMOTE_ADDRESS% -> %DOWNSTREAM_LOCAL_ADDRESS% "
     "upstream=%UPSTREAM_HOST% flags=%RESPONSE_FLAGS% rx=%BYTES_RECEIVED% tx=%BYTES_SENT% %DURATION%ms\n"
 )
+HTTP_ACCESS_LOG_FORMAT = (
+    '[%START_TIME%] outbound "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% '
+    "flags=%RESPONSE_FLAGS% details=%RESPONSE_CODE_DETAILS% grpc=%GRPC_STATUS% authority=%REQ(:AUTHORITY)% "
+    "route=%ROUTE_NAME% cluster=%UPSTREAM_CLUSTER% upstream=%UPSTREAM_HOST% "
+    "rx=%BYTES_RECEIVED% tx=%BYTES_SENT% %DURATION%ms\n"
+)
+"""One line per request through a sidecar's HTTP listener, so "why did my request go there" is answered on the
+sidecar's own stdout: which route (`route=`, the names of `names.route_entry_name`; `default` when no route is
+attached to the Service port; `-` when none matched) sent it to which cluster (`cluster=`, a Service port's
+`outbound|PORT||FQDN`) and endpoint (`upstream=`), and when the sidecar answered itself, why (`flags=`,
+Envoy's response flags: `NR` no route, `NC` an invalid backend's share, `UH` no ready endpoint; `details=`,
+Envoy's response code details). `grpc=` is the gRPC status (a gRPC call's local reply has HTTP status 200).
+The path is the client's, before any URLRewrite. Fields that do not apply print `-`. README.md ("Access logs
+and the sidecar's own replies") describes each field, with real lines."""
 
 
 def _network_filter(name: str, config: object) -> listener_components_pb2.Filter:
     return listener_components_pb2.Filter(name=name, typed_config=packed(config))  # type: ignore[arg-type]
 
 
-def http_connection_manager(stat_prefix: str, route_config: str) -> listener_components_pb2.Filter:
+def http_connection_manager(
+    stat_prefix: str, route_config: str, access_log: bool = True
+) -> listener_components_pb2.Filter:
+    """An HTTP listener's routing, filters, local replies that say why, and (unless turned off) access log."""
     hcm = hcm_pb2.HttpConnectionManager(
         stat_prefix=stat_prefix,
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
@@ -75,6 +97,8 @@ def http_connection_manager(stat_prefix: str, route_config: str) -> listener_com
             hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=packed(router_pb2.Router())),
         ],
         upgrade_configs=[hcm_pb2.HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
+        local_reply_config=local_reply_config(),
+        access_log=[stdout_access_log(HTTP_ACCESS_LOG_FORMAT)] if access_log else [],
     )
     return _network_filter("envoy.filters.network.http_connection_manager", hcm)
 
@@ -94,17 +118,18 @@ def stdout_access_log(text_format: str) -> accesslog_pb2.AccessLog:
 
 
 @cache
-def virtual_inbound_listener() -> listener_pb2.Listener:
+def virtual_inbound_listener(access_log: bool = True) -> listener_pb2.Listener:
     """Connections inbound capture redirected here go to their original destination (the pod's own address and
-    port, so an application bound only to 127.0.0.1 stays private), unchanged, one access-log line each.
+    port, so an application bound only to 127.0.0.1 stays private), unchanged, one access-log line each
+    (none with `access_log` off).
 
     A connection dialed to 15006 itself (inbound capture leaves the sidecar's ports alone) has no other
     destination than this listener: passing it through would connect to itself again, so it is closed.
-    Constant: built once per process and shared by every transparent view."""
+    Constant: built once per process (per `access_log`) and shared by every transparent view."""
     passthrough = tcp_proxy_pb2.TcpProxy(
         stat_prefix="inbound",
         cluster=PASSTHROUGH_CLUSTER,
-        access_log=[stdout_access_log(INBOUND_ACCESS_LOG_FORMAT)],
+        access_log=[stdout_access_log(INBOUND_ACCESS_LOG_FORMAT)] if access_log else [],
     )
     return listener_pb2.Listener(
         name=VIRTUAL_INBOUND_LISTENER,
@@ -166,12 +191,14 @@ def virtual_outbound_listener(cluster_ips: Sequence[str]) -> listener_pb2.Listen
     return listener
 
 
-def service_listener(service: Service, port: ServicePort, cluster_ip: str) -> listener_pb2.Listener:
+def service_listener(
+    service: Service, port: ServicePort, cluster_ip: str, access_log: bool = True
+) -> listener_pb2.Listener:
     """The dialed cluster IP and port select this listener; HTTP ports route, other ports forward as TCP."""
     name = service_listener_name(cluster_ip, port.port)
     if is_http(port):
         network_filter = http_connection_manager(
-            name, route_config_name(service.namespace, service.name, port.port)
+            name, route_config_name(service.namespace, service.name, port.port), access_log
         )
     else:
         network_filter = tcp_proxy(name, cluster_name(service.namespace, service.name, port.port))
@@ -184,7 +211,7 @@ def service_listener(service: Service, port: ServicePort, cluster_ip: str) -> li
     )
 
 
-def proxy_listener(outbound: str) -> listener_pb2.Listener:
+def proxy_listener(outbound: str, access_log: bool = True) -> listener_pb2.Listener:
     host, _, port = outbound.rpartition(":")
     return listener_pb2.Listener(
         name=PROXY_LISTENER,
@@ -192,7 +219,7 @@ def proxy_listener(outbound: str) -> listener_pb2.Listener:
         traffic_direction=base_pb2.OUTBOUND,
         filter_chains=[
             listener_components_pb2.FilterChain(
-                filters=[http_connection_manager(PROXY_LISTENER, PROXY_ROUTE_CONFIG)]
+                filters=[http_connection_manager(PROXY_LISTENER, PROXY_ROUTE_CONFIG, access_log)]
             )
         ],
     )

@@ -31,6 +31,8 @@ def service_listener_name(cluster_ip: str, port: int) -> str:
 
 
 def route_entry_name(kind: str, namespace: str, name: str, rule: int, match: int) -> str:
-    """Traces an Envoy route back to the object that produced it: `<ns>.<route>.<rule>.<match>`."""
-    prefix = "grpc." if kind == "GRPCRoute" else ""
-    return f"{prefix}{namespace}.{name}.{rule}.{match}"
+    """Traces an Envoy route back to the object that produced it, as the access log and config dumps show it:
+    `httproute/<ns>/<name>/rule/<rule>/match/<match>` (`grpcroute/...` for a GRPCRoute).
+
+    Slashes, because Kubernetes names may hold dots but never a slash: the name reads back unambiguously."""
+    return f"{kind.lower()}/{namespace}/{name}/rule/{rule}/match/{match}"

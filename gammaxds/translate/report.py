@@ -17,8 +17,10 @@ def default_views(translation: Translation) -> list[ViewKey]:
     return [ViewKey(ns, capture) for ns in translation.world.namespaces for capture in CAPTURES]
 
 
-def view_report(translation: Translation, namespace: str, capture: Capture) -> dict[str, Any]:
-    return view_to_dict(translation.view(ViewKey(namespace, capture)))
+def view_report(
+    translation: Translation, namespace: str, capture: Capture, access_log: bool = True
+) -> dict[str, Any]:
+    return view_to_dict(translation.view(ViewKey(namespace, capture, access_log=access_log)))
 
 
 def route_objects(translation: Translation, controller: str = DEFAULT_CONTROLLER) -> list[dict[str, Any]]:

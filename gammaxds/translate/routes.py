@@ -1,4 +1,8 @@
-"""The Envoy routes of one Service port for one group of routes (producer, or one namespace's consumers)."""
+"""The Envoy routes of one Service port for one group of routes (producer, or one namespace's consumers).
+
+Where a rule makes the sidecar answer itself (500 or 503), the route says why, in a body and the
+`x-gammaxds-reason` header (see `replies`): the reason names the route and rule, then the problem, in the words
+of the route's status."""
 
 from __future__ import annotations
 
@@ -19,15 +23,26 @@ from .filters import (
 from .matches import grpc_match, http_match
 from .names import CORS_FILTER, STATEFUL_SESSION_FILTER, route_entry_name
 from .precedence import RuleMatch, ordered_rule_matches
+from .protos import base_pb2, packed
 from .protos import duration_ms as pb_duration
-from .protos import packed
 from .protos import route_components_pb2 as rc
+from .replies import metadata, reason_header
 
 _DISABLED = pb_duration(0)  # GAMMA: no timeout unless the route sets one, as if the mesh were not there
 
 
-def _direct(status: int) -> rc.DirectResponseAction:
-    return rc.DirectResponseAction(status=status)
+def _answer(out: rc.Route, status: int, reason: str) -> rc.Route:
+    """`out` answers every request itself with `status`, saying why in the body and the reason header (a direct
+    response carries no response flag, so the connection manager's local reply mappers do not see it)."""
+    out.direct_response.CopyFrom(
+        rc.DirectResponseAction(status=status, body=base_pb2.DataSource(inline_string=reason))
+    )
+    out.response_headers_to_add.append(reason_header(reason))
+    return out
+
+
+def _rule_label(route: Route, rule: int) -> str:
+    return f"{route.kind} {route.namespace}/{route.name} rules[{rule}]"
 
 
 def _unavailable(route: Route) -> int:
@@ -50,23 +65,39 @@ def _apply_headers(
             target.response_headers_to_remove.extend(remove)
 
 
-def _backend_action(
+Share = tuple[Backend, int, Sequence[HTTPRouteFilter]]
+
+
+def _shares(
     world: World, route: Route, backend_refs: Sequence[HTTPBackendRef]
-) -> rc.RouteAction | None:
-    """Weighted backends; invalid ones keep their share and answer it with 500 (gRPC: 503). None when nothing may
-    get traffic."""
-    weighted: list[tuple[Backend, int, Sequence[HTTPRouteFilter]]] = []
-    invalid_weight = 0
+) -> tuple[list[Share], list[Share]]:
+    """The backendRefs that get traffic (weight above 0), valid and invalid."""
+    valid: list[Share] = []
+    invalid: list[Share] = []
     for ref in backend_refs:
         if ref.weight == 0:
             continue
         backend = resolve_backend(world, ref, route.namespace)
-        if backend.valid:
-            weighted.append((backend, ref.weight, ref.filters))
-        else:
-            invalid_weight += ref.weight
-    if not weighted:
-        return None
+        (valid if backend.valid else invalid).append((backend, ref.weight, ref.filters))
+    return valid, invalid
+
+
+def _problems(invalid: Sequence[Share]) -> str:
+    return "; ".join(backend.problem for backend, _w, _f in invalid)
+
+
+def _no_backend_reason(backend_refs: Sequence[HTTPBackendRef], invalid: Sequence[Share]) -> str:
+    """Why no backend takes a rule's traffic."""
+    if invalid:
+        return _problems(invalid)
+    if backend_refs:
+        return "every backendRef has weight 0"
+    return "no backendRefs"
+
+
+def _backend_action(route: Route, weighted: Sequence[Share], invalid: Sequence[Share]) -> rc.RouteAction:
+    """Weighted backends; invalid ones keep their share and answer it with 500 (gRPC: 503)."""
+    invalid_weight = sum(weight for _b, weight, _f in invalid)
     not_found = (
         rc.RouteAction.SERVICE_UNAVAILABLE
         if _unavailable(route) == 503
@@ -122,6 +153,7 @@ def _apply_policies(
 
 
 def rule_route(world: World, rm: RuleMatch, service_port: int) -> rc.Route:
+    """One Envoy route per rule and match: redirect, backends, or the sidecar's own answer saying why."""
     route = rm.route
     if isinstance(route, GRPCRoute):
         grule = route.spec.rules[rm.rule_index]
@@ -137,9 +169,10 @@ def rule_route(world: World, rm: RuleMatch, service_port: int) -> rc.Route:
         name=route_entry_name(route.kind, route.namespace, route.name, rm.rule_index, rm.match_index),
         match=match,
     )
-    if unsupported_filters(filters, [b.filters for b in backend_refs]):
-        out.direct_response.CopyFrom(_direct(500))  # never skip a filter silently: status names it
-        return out
+    label = _rule_label(route, rm.rule_index)
+    unsupported = unsupported_filters(filters, [b.filters for b in backend_refs])
+    if unsupported:  # never skip a filter silently: the reply and the status name it
+        return _answer(out, 500, f"{label}: {'; '.join(unsupported)} not supported")
     _apply_headers(out, filters)
     for f in filters:
         if f.cors:
@@ -153,10 +186,12 @@ def rule_route(world: World, rm: RuleMatch, service_port: int) -> rc.Route:
                 )
             )
             return out
-    action = _backend_action(world, route, backend_refs)
-    if action is None:
-        out.direct_response.CopyFrom(_direct(_unavailable(route)))
-        return out
+    valid, invalid = _shares(world, route, backend_refs)
+    if not valid:
+        return _answer(out, _unavailable(route), f"{label}: {_no_backend_reason(backend_refs, invalid)}")
+    action = _backend_action(route, valid, invalid)
+    if invalid:  # the invalid share's answer (cluster not found) reads this: see `replies`
+        out.metadata.CopyFrom(metadata(invalid_backends=f"{label}: {_problems(invalid)}"))
     _apply_policies(world, action, route, rm, filters)
     out.route.CopyFrom(action)
     sp = route.spec.rules[rm.rule_index].session_persistence

@@ -25,7 +25,9 @@ from .listeners import (
     virtual_outbound_listener,
 )
 from .names import PROXY_ROUTE_CONFIG, cluster_name, route_config_name
+from .protos import base_pb2
 from .protos import route_components_pb2 as rc
+from .replies import NO_SERVICE_REASON, NO_SERVICE_VHOST, metadata, no_route_reason
 from .routes import build_routes, passthrough_route
 from .services import is_http, parent_problem, proxied_ports
 from .statuses import route_statuses
@@ -169,6 +171,7 @@ class Translation:
             "frontends",
             "_frontend_index",
             "service_listeners",
+            "quiet_service_listeners",
             "virtual_outbound",
         ]
         if bindings is None:
@@ -260,9 +263,21 @@ class Translation:
 
     @cached_property
     def service_listeners(self) -> tuple[Any, ...]:
+        return self._service_listeners(access_log=True)
+
+    @cached_property
+    def quiet_service_listeners(self) -> tuple[Any, ...]:
+        """For sidecars with `access_log: "off"`: the same listeners without access logs."""
+        return self._service_listeners(access_log=False)
+
+    def _service_listeners(self, access_log: bool) -> tuple[Any, ...]:
         memo = self.memos["listener"]
         out = [
-            memo.get((s.namespace, s.name, p.port), (s,), lambda s=s, p=p, ip=ip: service_listener(s, p, ip))
+            memo.get(
+                (s.namespace, s.name, p.port, access_log),
+                (s,),
+                lambda s=s, p=p, ip=ip: service_listener(s, p, ip, access_log),
+            )
             for s, p, ip in self.frontends
         ]
         return tuple(out)
@@ -319,7 +334,12 @@ class Translation:
         name = route_config_name(service.namespace, service.name, port.port)
 
         def build() -> route_pb2.RouteConfiguration:
-            vhost = rc.VirtualHost(name=name, domains=["*"], routes=self._entries(port, key, routes))
+            vhost = rc.VirtualHost(
+                name=name,
+                domains=["*"],
+                routes=self._entries(port, key, routes),
+                metadata=_no_route_metadata(key, routes),
+            )
             return route_pb2.RouteConfiguration(
                 name=name, virtual_hosts=[vhost], validate_clusters={"value": False}
             )
@@ -335,6 +355,7 @@ class Translation:
                 name=route_config_name(service.namespace, service.name, port.port),
                 domains=proxy_domains(service, port.port, ip, local),
                 routes=self._entries(port, key, routes),
+                metadata=_no_route_metadata(key, routes),
             )
 
         return self.memos["vhost"].get((key, group, local), inputs, build)
@@ -417,12 +438,14 @@ class Translation:
         if key.capture == "proxy":
             return self._proxy_view(key)
         shared = key.namespace not in self.consumer_namespaces
-        view_key = ("transparent", "" if shared else key.namespace)
+        # Views differ by access log in their listeners only: clusters, endpoints and routes are the same objects.
+        view_key = ("transparent", "" if shared else key.namespace, key.access_log)
         frontends = [(s, p) for s, p, _ip in self.frontends if is_http(p)]
         configs = tuple(self.route_config(s, p, key.namespace) for s, p in frontends)
+        service_listeners = self.service_listeners if key.access_log else self.quiet_service_listeners
         listeners = tuple(
             sorted(
-                (self.virtual_outbound, virtual_inbound_listener(), *self.service_listeners),
+                (self.virtual_outbound, virtual_inbound_listener(key.access_log), *service_listeners),
                 key=lambda lis: lis.name,
             )
         )
@@ -451,10 +474,12 @@ class Translation:
         self._proxy_vhosts[key.namespace] = entries
         config = self._proxy_config(key.namespace, [vh for _port, vh in entries])
         listener = self.memos["proxy"].get(
-            ("listener", key.outbound), (), lambda: proxy_listener(key.outbound)
+            ("listener", key.outbound, key.access_log),
+            (),
+            lambda: proxy_listener(key.outbound, key.access_log),
         )
         return self.memos["view"].get(
-            ("proxy", key.namespace, key.outbound),
+            ("proxy", key.namespace, key.outbound, key.access_log),
             (*self.clusters, *self.endpoints, listener, config),
             lambda: View(
                 clusters=self.clusters, endpoints=self.endpoints, listeners=(listener,), routes=(config,)
@@ -462,14 +487,23 @@ class Translation:
         )
 
     def _proxy_config(self, namespace: str, vhosts: list[rc.VirtualHost]) -> route_pb2.RouteConfiguration:
-        """The one route configuration of a proxy-mode view: every Service port is a virtual host."""
+        """The one route configuration of a proxy-mode view: every Service port is a virtual host, and a last one
+        takes the hosts that name no Service port (no routes: 404, with a body that says so)."""
         return self.memos["proxy"].get(
             ("rc", namespace),
             tuple(vhosts),
             lambda: route_pb2.RouteConfiguration(
-                name=PROXY_ROUTE_CONFIG, virtual_hosts=vhosts, validate_clusters={"value": False}
+                name=PROXY_ROUTE_CONFIG,
+                virtual_hosts=[*vhosts, no_service_vhost()],
+                validate_clusters={"value": False},
             ),
         )
+
+
+def _no_route_metadata(key: PortKey, routes: list[Any]) -> base_pb2.Metadata | None:
+    """With routes attached, what the sidecar's 404 says when none matches (see `replies`); None without: the
+    `default` route then takes every request."""
+    return metadata(no_route=no_route_reason(*key)) if routes else None
 
 
 def _same_groups(a: dict[str, list[Any]] | None, b: dict[str, list[Any]] | None) -> bool:
@@ -479,6 +513,12 @@ def _same_groups(a: dict[str, list[Any]] | None, b: dict[str, list[Any]] | None)
     return a.keys() == b.keys() and all(
         len(a[ns]) == len(b[ns]) and all(x is y for x, y in zip(a[ns], b[ns], strict=True)) for ns in a
     )
+
+
+def no_service_vhost() -> rc.VirtualHost:
+    """Proxy mode: the virtual host of a `Host` that names no Service port. Envoy picks `*` only when no other
+    domain matches, and with no routes answers 404 (`NR`) as it would with no virtual host at all."""
+    return rc.VirtualHost(name=NO_SERVICE_VHOST, domains=["*"], metadata=metadata(no_route=NO_SERVICE_REASON))
 
 
 def proxy_domains(service: Service, port: int, cluster_ip: str, local: bool) -> list[str]:

@@ -25,11 +25,15 @@ PUSH_ORDER: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE
 
 @dataclass(frozen=True, order=True)
 class ViewKey:
-    """Selects a view. Proxy-mode listeners bind the sidecar's outbound address, so it is part of the key."""
+    """Selects a view. Proxy-mode listeners bind the sidecar's outbound address, so it is part of the key.
+
+    `access_log` is the sidecar's own choice (node metadata `access_log: "off"`): its listeners then write no
+    access log. Views that differ only there share every other resource, the very same objects."""
 
     namespace: str
     capture: Capture = "transparent"
     outbound: str = DEFAULT_OUTBOUND
+    access_log: bool = True
 
     def __post_init__(self) -> None:
         if self.capture == "transparent" and self.outbound != DEFAULT_OUTBOUND:

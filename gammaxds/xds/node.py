@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from envoy.config.core.v3.base_pb2 import Node
+from google.protobuf.struct_pb2 import Value
 
 from gammaxds.translate.view import CAPTURES, DEFAULT_OUTBOUND, ViewKey
 
@@ -21,6 +22,25 @@ def _string_field(node: Node, name: str) -> str | None:
     return value.string_value
 
 
+def _access_log(node: Node) -> bool:
+    """`metadata.access_log`: "on" (the default) or "off". A YAML bootstrap that writes `off` unquoted gives
+    Envoy a boolean (YAML 1.1), which means the same and is taken as such."""
+    value = node.metadata.fields.get("access_log")
+    if value is None:
+        return True
+    kind = value.WhichOneof("kind")
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "string_value" and value.string_value in ("on", "off"):
+        return value.string_value == "on"
+    raise NodeError(f'node.metadata.access_log must be "on" or "off", not {_shown(value)}')
+
+
+def _shown(value: Value) -> str:
+    kind = value.WhichOneof("kind")
+    return repr(value.string_value) if kind == "string_value" else f"a {kind or 'missing value'}"
+
+
 def view_key(node: Node) -> ViewKey:
     namespace = _string_field(node, "namespace")
     if not namespace:
@@ -35,4 +55,4 @@ def view_key(node: Node) -> ViewKey:
     host, sep, port = outbound.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise NodeError(f"node.metadata.outbound_address must be HOST:PORT, not {outbound!r}")
-    return ViewKey(namespace, capture, outbound)  # type: ignore[arg-type]
+    return ViewKey(namespace, capture, outbound, _access_log(node))  # type: ignore[arg-type]

@@ -132,10 +132,10 @@ def test_a_route_naming_a_misspelled_cluster_is_rejected(view: View) -> None:
         assert action.cluster == ECHO
         action.cluster = misspelled(ECHO)
 
-    error = validate(with_route(view, "app.echo-routes.3.0", misspell))
+    error = validate(with_route(view, "httproute/app/echo-routes/rule/3/match/0", misspell))
     assert error is not None, "a route to a cluster missing from the view was accepted"
     assert f"route: unknown cluster '{misspelled(ECHO)}'" in error
-    assert validate(with_route(view, "app.echo-routes.3.0", lambda action: None)) is None
+    assert validate(with_route(view, "httproute/app/echo-routes/rule/3/match/0", lambda action: None)) is None
 
 
 def test_a_weighted_cluster_naming_a_misspelled_cluster_is_rejected(view: View) -> None:
@@ -143,7 +143,7 @@ def test_a_weighted_cluster_naming_a_misspelled_cluster_is_rejected(view: View) 
         entry = next(w for w in action.weighted_clusters.clusters if w.name == API)
         entry.name = misspelled(API)
 
-    error = validate(with_route(view, "app.echo-routes.0.0", misspell))
+    error = validate(with_route(view, "httproute/app/echo-routes/rule/0/match/0", misspell))
     assert error is not None, "a weighted cluster missing from the view was accepted"
     assert f"route: unknown weighted cluster '{misspelled(API)}'" in error
 
@@ -154,7 +154,7 @@ def test_a_request_mirror_naming_a_misspelled_cluster_is_rejected(view: View) ->
         assert mirror.cluster == API
         mirror.cluster = misspelled(API)
 
-    error = validate(with_route(view, "app.echo-routes.1.0", misspell))
+    error = validate(with_route(view, "httproute/app/echo-routes/rule/1/match/0", misspell))
     assert error is not None, "a request mirror to a cluster missing from the view was accepted"
     assert f"route: unknown shadow cluster '{misspelled(API)}'" in error
 
@@ -168,7 +168,7 @@ def test_the_invalid_backend_cluster_is_absent_on_purpose(view: View) -> None:
         for config in view.routes
         for vhost in config.virtual_hosts
         for r in vhost.routes
-        if r.name == "app.echo-routes.2.0"
+        if r.name == "httproute/app/echo-routes/rule/2/match/0"
     ]
     assert INVALID_BACKEND_CLUSTER in [w.name for w in broken.route.weighted_clusters.clusters]
     assert INVALID_BACKEND_CLUSTER not in [c.name for c in view.clusters]

@@ -270,7 +270,8 @@ def test_grpc_status_of_the_sidecars_own_answers(routes: Env) -> None:
         assert tally.answers() == outcomes, (method, tally)
         seen[method] = {code: first.get("details") for code, first in tally.first.items()}
     print(f"\ngrpc-status of the sidecar's answers (code: grpc-message): {seen}")
-    assert seen["/echo.Empty/X"]["UNAVAILABLE"] == "no healthy upstream", seen
+    for method, (code, details) in scenario.ERROR_DETAILS.items():  # each answer of the sidecar's says why
+        assert seen[method].get(code) == details, (method, seen)
     # Without any route, a Service with no endpoints: the same 503.
     assert env.answers("empty") == {"UNAVAILABLE"}
     # Transparent only (proxy mode names Services, it never dials their addresses): a cluster IP on a port its

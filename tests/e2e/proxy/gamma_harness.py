@@ -347,16 +347,21 @@ class Sidecar:
 
 
 def start_sidecars(
-    pipeline: Pipeline, specs: Sequence[tuple[str, str, bool]], workdir: Path, log_level: str = "info"
+    pipeline: Pipeline,
+    specs: Sequence[tuple[str, str, bool]],
+    workdir: Path,
+    log_level: str = "info",
+    access_log: bool = True,
 ) -> list[Sidecar]:
-    """Start one Envoy per (name, namespace, delta) at once, then wait until each is ready (first CDS/LDS)."""
+    """Start one Envoy per (name, namespace, delta) at once, then wait until each is ready (first CDS/LDS).
+    `access_log=False` bootstraps them as `gammaxds bootstrap --access-log off` does."""
     sidecars = []
     envoys = []
     for name, namespace, delta in specs:
         # Port 0: Envoy binds a port the kernel picks, read back below (none is picked in advance).
         config = bootstrap(
             name, namespace, xds_address=pipeline.address, capture="proxy", outbound_address="127.0.0.1:0",
-            delta=delta,
+            delta=delta, access_log=access_log,
         )  # fmt: skip
         envoys.append(Envoy(config, workdir, name=name))
     try:

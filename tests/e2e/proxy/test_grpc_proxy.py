@@ -27,6 +27,7 @@ from gammaxds.testing.envoy_process import ENVOY_BINARY
 from gammaxds.testing.gamma import backend, http_route, parent
 from gammaxds.testing.grpc_echo import Caller, Tally, start_server
 from gammaxds.testing.grpc_scenarios import PODS, PORT, SAY_HELLO, SHOP, WEB, to
+from gammaxds.translate.replies import NO_SERVICE_REASON
 
 pytestmark = pytest.mark.skipif(not ENVOY_BINARY.exists(), reason="no envoy executable beside the Python")
 
@@ -278,7 +279,8 @@ def test_upstream_speaks_http2_when_app_protocol_says_h2c_or_grpc(mesh: Mesh) ->
 def test_grpc_status_of_the_sidecars_own_answers(mesh: Mesh) -> None:
     """What a gRPC client really gets when Envoy answers: no rule → 404 → UNIMPLEMENTED; an invalid backend →
     503 for GRPCRoute (the translator's choice, for the spec's UNAVAILABLE) → UNAVAILABLE; no ready endpoint →
-    503 → UNAVAILABLE; only weight-0 backends → UNAVAILABLE; an unsupported filter → 500 → UNKNOWN."""
+    503 → UNAVAILABLE; only weight-0 backends → UNAVAILABLE; an unsupported filter → 500 → UNKNOWN. Each
+    says why in grpc-message and the `x-gammaxds-reason` trailer."""
     mesh.apply(
         [*mesh.base(), scenario.error_route()],
         lambda: mesh.answers("greeter", "/echo.Missing/X") == {SHOP: {"UNAVAILABLE"}, WEB: {"UNAVAILABLE"}},
@@ -290,12 +292,14 @@ def test_grpc_status_of_the_sidecars_own_answers(mesh: Mesh) -> None:
             tally = mesh.call(sidecar, "greeter", method, n=40 if len(outcomes) > 1 else 3)
             assert tally.answers() == outcomes, (sidecar.namespace, method, tally)
             seen[method] = {code: first.get("details") for code, first in tally.first.items()}
+            # Every answer of the sidecar's own says why: grpc-message and the x-gammaxds-reason trailer.
+            assert scenario.unexplained(method, tally.first) is None, (sidecar.namespace, tally.first)
     print(f"\ngrpc-status of the sidecar's answers (code: grpc-message): {seen}")
-    # The sidecar's answer for a Service with no endpoints says why; a direct response says nothing.
-    assert seen["/echo.Empty/X"]["UNAVAILABLE"] == "no healthy upstream", seen
     # Proxy mode only (transparent capture dials an address, never a name): an authority naming no Service.
     for sidecar in (mesh.shop, mesh.web):
-        tally = mesh.call(sidecar, "greeter", authority=f"nosuch.{SHOP}:{PORT}", n=2)
-        assert tally.answers() == {"UNIMPLEMENTED"}, tally
-        tally = mesh.call(sidecar, "greeter", port=9999, n=2)  # a port the Service lacks
-        assert tally.answers() == {"UNIMPLEMENTED"}, tally
+        for tally in (
+            mesh.call(sidecar, "greeter", authority=f"nosuch.{SHOP}:{PORT}", n=2),
+            mesh.call(sidecar, "greeter", port=9999, n=2),  # a port the Service lacks
+        ):
+            assert tally.answers() == {"UNIMPLEMENTED"}, tally
+            assert tally.first["UNIMPLEMENTED"]["details"] == NO_SERVICE_REASON, tally.first
