@@ -7,7 +7,7 @@ import sys
 import time
 import traceback
 
-from . import envoys, fanout, incremental, translate
+from . import envoys, fanout, incremental, manifests, translate
 from .report import Figures, machine, write_results
 
 BENCHES = {
@@ -15,6 +15,7 @@ BENCHES = {
     "incremental": incremental.run,
     "fanout": fanout.run,
     "envoy": envoys.run,
+    "manifests": manifests.run,
 }
 
 

@@ -93,7 +93,7 @@ async def _listen(what: str, flag: str, address: str, start: Callable[[], Awaita
 
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     from .admin.server import start_admin_server
-    from .xds import start_xds_server
+    from .xds import SnapshotCache, start_xds_server
 
     plane: ControlPlane
     tasks: dict[str, Coroutine[Any, Any, None]] = {}
@@ -139,10 +139,11 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 }
                 status_extra["missing_kinds"] = lambda: sorted(kube.missing)
             else:
-                from .sources.files import ManifestSource
+                from .sources.files import MANIFEST_DEBOUNCE, ManifestSource
 
                 files = ManifestSource(_manifest_paths(args))
-                plane = ControlPlane(files, controller_name=args.controller_name)
+                cache = SnapshotCache(debounce=MANIFEST_DEBOUNCE)
+                plane = ControlPlane(files, cache=cache, controller_name=args.controller_name)
                 tasks["source"] = files.run(plane.publish)
 
             def status() -> dict[str, Any]:

@@ -39,11 +39,21 @@ class RunningWebhook:
 
 def namespace_lookup(world: Callable[[], World | None], api: client.ApiClient | None) -> NamespaceLabels:
     """Labels of a namespace: from the World the control plane serves, else (a namespace the watch has not
-    delivered yet) read from the API server when there is one; None when it exists nowhere."""
+    delivered yet) read from the API server when there is one; None when it exists nowhere.
+
+    A review that arrives while the sources are still loading waits for the first World (up to the read
+    timeout) rather than be answered as if no namespace asked for injection."""
     core = client.CoreV1Api(api) if api is not None else None
 
+    async def loaded() -> World | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + NAMESPACE_READ_TIMEOUT
+        while (current := world()) is None and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return current
+
     async def labels(namespace: str) -> Mapping[str, str] | None:
-        current = world()
+        current = await loaded()
         obj = current.objects.get(("Namespace", "", namespace)) if current is not None else None
         if obj is not None:
             return dict(obj.metadata.labels)

@@ -154,11 +154,23 @@ def duplicates(
     return {k: v[0] for k, v in last.items()}, errors
 
 
+def _hidden(path: Path, top: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(top).parts)
+
+
 def manifest_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files named directly, and `*.yaml`/`*.yml`/`*.json` below directories, in a stable order."""
+    """Files named directly, and `*.yaml`/`*.yml`/`*.json` below directories, in a stable order.
+
+    Below a directory, hidden files and directories are skipped: editors' temporary files, and the `..data`
+    and `..2024_01_01_...` directories of a mounted ConfigMap, whose files the visible names link to (reading
+    both would report every object as defined twice)."""
     for p in map(Path, paths):
         if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in MANIFEST_SUFFIXES)
+            yield from sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and f.suffix in MANIFEST_SUFFIXES and not _hidden(f, p)
+            )
         else:
             yield p
 

@@ -1,4 +1,4 @@
-"""Manifest files and directories as a source, re-read when they change (polling: no inotify needed).
+"""Manifest files and directories as a source, re-read when they change (woken by inotify, else polling).
 
 Every file keeps its last good objects: a file that no longer parses, or an object in it that became invalid,
 is reported and leaves the previous objects in force, so a half-saved edit never wipes a Service's routes.
@@ -11,12 +11,19 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..model import Object, ObjectError, key_of, parse_text
 from ..model.load import duplicates, manifest_files, reading_order
 from .base import Publish, Store
+from .watch import ManifestWatcher, WatchUnavailable
 
 log = logging.getLogger(__name__)
+
+MANIFEST_DEBOUNCE = 0.02
+"""The snapshot cache's debounce behind this source (`gammaxds serve --manifests`): the source already settles a
+save into one World, so a longer wait would only delay every edit; 20 ms still joins the files that a checkout or
+an editor writes together."""
 
 Signature = tuple[int, int, int]  # mtime_ns, size, inode
 _UNSETTLED: Signature = (-1, -1, -1)  # the file changed while being read
@@ -42,15 +49,35 @@ def _signature(path: Path) -> Signature | None:
 
 
 class ManifestSource:
-    """`*.yaml`/`*.yml`/`*.json` files (directories searched recursively), polled every `interval` seconds.
+    """`*.yaml`/`*.yml`/`*.json` files (directories searched recursively), re-read when they change.
 
-    A change is applied once the file's (mtime, size, inode) has been the same on two consecutive polls, so a
-    file caught in the middle of being written is read only after the writer is done.
+    A change is applied once the file's (mtime, size, inode) has been the same on two consecutive looks, so a
+    file caught in the middle of being written (a `kubectl`-style truncate then write) is read only after the
+    writer is done, and a file that changes while being read is read again.
+
+    `watch="inotify"` (the default) looks when inotify says something changed (`watch.ManifestWatcher`), then
+    again `settle` seconds later: an edit is in force about 0.1 s after it is saved. (A writer pausing longer
+    than `settle` in the middle of a file can have its first part applied for a moment, as one pausing longer
+    than `interval` can when polling: editors and `kubectl` write a file in one go.) Where inotify is missing or
+    fails (its limits reached, a network filesystem) the source warns once and polls instead, as with
+    `watch="poll"`: a look every `interval` seconds. Polling is this loop rather than watchfiles' own
+    (`force_polling`) because that one compares mtimes only, needs the paths to exist, and reports a file as
+    soon as it sees it change, so the two-looks rule would have to be built on top of it anyway.
     """
 
-    def __init__(self, paths: Sequence[str | Path], *, interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        interval: float = 0.25,
+        watch: Literal["inotify", "poll"] = "inotify",
+        settle: float = 0.04,
+    ) -> None:
         self.paths = [Path(p) for p in paths]
         self.interval = interval
+        self.watch = watch
+        self.settle = settle
+        self.watching: Literal["inotify", "poll"] | None = None  # what run() uses: inotify may fall back
         self.synced = asyncio.Event()
         self._files: dict[Path, _File] = {}
         self._pending: dict[Path, Signature | None] = {}  # changes seen once, applied when seen again
@@ -68,13 +95,48 @@ class ManifestSource:
         return [w for p in reading_order(self._files) for w in self._files[p].warnings]
 
     async def run(self, publish: Publish) -> None:
-        await asyncio.to_thread(self.load)
-        self._store.publish(publish)
-        self.synced.set()
+        watcher = ManifestWatcher(self.paths) if self.watch == "inotify" else None
+        self.watching = "poll"
+        try:
+            if watcher is not None:
+                try:
+                    await watcher.start()  # before the load: a change made during it is an event
+                    self.watching = "inotify"
+                except WatchUnavailable as err:
+                    self._fall_back(err)
+                    watcher = None
+            await asyncio.to_thread(self.load)
+            self._store.publish(publish)
+            self.synced.set()
+            if watcher is not None:
+                try:
+                    await self._follow(watcher, publish)
+                except WatchUnavailable as err:
+                    watcher.close()  # the watches that still work would only wake us for nothing
+                    self._fall_back(err)
+            while True:
+                await asyncio.sleep(self.interval)
+                if await asyncio.to_thread(self.poll):
+                    self._store.publish(publish)
+        finally:
+            if watcher is not None:
+                watcher.close()
+
+    async def _follow(self, watcher: ManifestWatcher, publish: Publish) -> None:
+        """Look when inotify says something changed, then `settle` seconds after a look that saw a change
+        (the second look, however many events come in between). Raises WatchUnavailable when inotify fails."""
         while True:
-            await asyncio.sleep(self.interval)
+            if self._pending:
+                await watcher.after(self.settle)
+            else:
+                await watcher.changed()
             if await asyncio.to_thread(self.poll):
                 self._store.publish(publish)
+
+    def _fall_back(self, err: WatchUnavailable) -> None:
+        self.watching = "poll"
+        why, every = err.reason, self.interval
+        log.warning("cannot watch %s with inotify (%s); polling every %gs instead", err.path, why, every)
 
     def load(self) -> None:
         """Read every file now (the initial load: no settling)."""

@@ -38,7 +38,7 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     missing = [f["name"] for f in figures if f["value"] is None]
     assert not missing, missing
     benches = {f["bench"] for f in figures}
-    assert benches == {"translate", "incremental", "fan-out", "envoy"}, benches
+    assert benches == {"translate", "incremental", "fan-out", "envoy", "manifests"}, benches
     names = " | ".join(f["name"] for f in figures)
     for expected in (
         "S=100 full translation",
@@ -58,6 +58,9 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
         "delta N=50: resources sent per stream",
         "2 sidecars: route change",
         "2 sidecars: endpoint change",
+        "poll (before): file edit -> Envoy routes by it, median",
+        "inotify (after): file edit -> Envoy routes by it, p90",
+        "inotify (after): file edit -> World published, median",
     ):
         assert expected in names, expected
     # Every figure with a target says whether it was met; the table is printed.
