@@ -1,5 +1,5 @@
 """The `gammaxds` command (SPEC.md, "The command line"): serve, translate, bootstrap, capture, inject, status,
-demo."""
+demo, completion."""
 
 from __future__ import annotations
 
@@ -76,6 +76,12 @@ def cmd_inject(args: argparse.Namespace) -> int:
     return run_inject(args)
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import run_completion  # shtab is imported only here
+
+    return run_completion(args)
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     from .describe.command import run_describe
 
@@ -128,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="(default: %(default)s)",
     )
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line with each event's fields (default: %(default)s)",
+    )
     hook = serve.add_argument_group("the sidecar-injection webhook (off unless --webhook-address is given)")
     hook.add_argument(
         "--webhook-address", metavar="HOST:PORT", help="serve the mutating admission webhook (HTTPS) here"
@@ -162,18 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the sidecar's capture mode (default: %(default)s)",
     )
     translate.add_argument(
+        "--access-log",
+        choices=["on", "off"],
+        default="on",
+        help="the sidecar's access-log choice, as `gammaxds bootstrap --access-log` (default: %(default)s)",
+    )
+    translate.add_argument(
         "--output", choices=["yaml", "json"], default="yaml", help="(default: %(default)s)"
     )
     translate.add_argument(
         "--controller-name",
         default=DEFAULT_CONTROLLER,
         help="the controllerName of the status shown (default: %(default)s)",
-    )
-    translate.add_argument(
-        "--access-log",
-        choices=["on", "off"],
-        default="on",
-        help="the sidecar's access-log choice, as `gammaxds bootstrap --access-log` (default: %(default)s)",
     )
     translate.set_defaults(func=cmd_translate)
 
@@ -290,13 +302,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the demo mesh on this machine and walk through it")
     demo.add_argument("--keep", action="store_true", help="leave the mesh running until Ctrl-C")
+
+    completion = sub.add_parser("completion", help="print the shell completion script for bash or zsh")
+    completion.add_argument("shell", choices=["bash", "zsh"], help="the shell the script is for")
+    completion.set_defaults(func=cmd_completion)
     return parser
 
 
 # Commands that print to stdout and end: when the reader goes away (`gammaxds translate ... | head`) they end
 # quietly, as a C tool killed by SIGPIPE does. The servers keep Python's default (SIGPIPE ignored), since a
 # client closing a connection must never end them.
-PRINTING_COMMANDS = frozenset({"translate", "bootstrap", "capture", "inject", "status", "describe"})
+PRINTING_COMMANDS = frozenset(
+    {"translate", "bootstrap", "capture", "inject", "status", "describe", "completion"}
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -93,6 +93,7 @@ async def _listen(what: str, flag: str, address: str, start: Callable[[], Awaita
 
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     from .admin.server import start_admin_server
+    from .sources.base import announcing
     from .xds import SnapshotCache, start_xds_server
 
     plane: ControlPlane
@@ -131,7 +132,7 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                     plane.publish(world)
                     updater.update(world)
 
-                tasks["source"] = kube.run(publish)
+                tasks["source"] = kube.run(announcing(kube, publish))
                 tasks["leader election"] = elector.run(updater.run)
                 status_extra["leader"] = lambda: {
                     "is_leader": elector.is_leader,
@@ -144,7 +145,7 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 files = ManifestSource(_manifest_paths(args))
                 cache = SnapshotCache(debounce=MANIFEST_DEBOUNCE)
                 plane = ControlPlane(files, cache=cache, controller_name=args.controller_name)
-                tasks["source"] = files.run(plane.publish)
+                tasks["source"] = files.run(announcing(files, plane.publish))
 
             def status() -> dict[str, Any]:
                 return {**plane.status(), **{k: fn() for k, fn in status_extra.items()}}
@@ -198,9 +199,9 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from .logs import configure
+
+    configure(args.log_level, args.log_format)
     result: list[int] = []
 
     async def main(stop: asyncio.Event) -> None:

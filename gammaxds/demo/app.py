@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 import urllib.error
@@ -99,6 +100,16 @@ def make_server(app: EchoApp, host: str, port: int) -> ThreadingHTTPServer:
     return ThreadingHTTPServer((host, port), Handler)
 
 
+def port_in_use(address: str, port: int, what: str, reason: str) -> str:
+    """The one line that says a port the demo needs is taken, and what to do about it. Said before anything
+    starts: leftovers of an earlier demo on that port would answer the tour's requests, and make it pass
+    for the wrong reason."""
+    return (
+        f"cannot listen on {address}:{port} for {what}: {reason}; most likely an earlier gammaxds demo is "
+        f"still running: stop it (`ss -ltnp 'sport = :{port}'` names the process) and run the demo again"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--service", required=True)
@@ -107,7 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT")
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
-    server = make_server(EchoApp(args.service, args.version, args.pod), host or "0.0.0.0", int(port))
+    try:
+        server = make_server(EchoApp(args.service, args.version, args.pod), host or "0.0.0.0", int(port))
+    except OSError as err:
+        what, reason = f"the demo pod {args.pod or args.service}", err.strerror or str(err)
+        print(f"error: {port_in_use(host or '0.0.0.0', int(port), what, reason)}", file=sys.stderr)
+        raise SystemExit(1) from None
     print(f"{args.service} {args.version} listening on {args.listen}", flush=True)
     server.serve_forever()
 

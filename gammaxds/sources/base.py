@@ -72,3 +72,21 @@ class Store:
         except Exception:
             log.exception("publishing a World failed")
         return True
+
+
+def announcing(source: Source, publish: Publish) -> Publish:
+    """`publish`, with one info line per World handed on: how many objects are in force and how many the
+    model refused (`event: world`), so an operator sees each reload take effect, or not."""
+
+    def announce(world: World) -> None:
+        errors = source.errors
+        refused = len({(e.kind, e.namespace, e.name, e.file, e.document) for e in errors})
+        log.info(
+            "World loaded: %d objects in force, %d refused",
+            len(world),
+            refused,
+            extra={"event": "world", "objects": len(world), "refused": refused, "errors": len(errors)},
+        )
+        publish(world)
+
+    return announce

@@ -5,7 +5,32 @@ over it. A replica takes the Lease when it is free or expired (renewTime + lease
 renews it every `retry_period`, and stops leading once it has failed to renew for `renew_deadline` (shorter
 than the lease, so it stops before anyone else may start). Every write carries the Lease's resourceVersion,
 so two replicas can never both succeed in taking it. On shutdown the Lease is released (holder cleared,
-duration 1 s) so another replica takes over at once instead of after the lease runs out.
+duration 1 s) so another replica takes over at once instead of after the lease runs out. Becoming the leader,
+losing the lease and seeing another replica lead are logged at info (`event: leader`).
+
+Why not `kubernetes_asyncio.leaderelection` (read as of kubernetes_asyncio 36.1): it gets optimistic
+concurrency right (`LeaseLock.update` replaces the Lease object read by `LeaseLock.get`, resourceVersion
+included, so a concurrent writer gets 409), but it is not safe to build on:
+- `LeaderElection.run` cancels the leader's task (`onstarted_leading`) only after `renew_loop` returns, not
+  in a `finally`: when `run` is cancelled (shutdown) or `renew_loop` raises, the leader's work goes on
+  running with nobody renewing the Lease, so two replicas write status at once once it expires. Nor does it
+  await the cancelled task before `onstopped_leading` runs.
+- `LeaseLock.get` catches only `ApiException`; a connection error (`aiohttp.ClientConnectionError`, a
+  timeout) raises out of `try_acquire_or_renew` and ends `run`: a follower stops campaigning for good, and a
+  leader stops renewing while, by the defect above, its work keeps running.
+- `renew_loop` bounds no single call: a request that hangs is not cut off at the renew deadline, so a
+  leader can keep leading past the moment another replica may take the Lease. It also measures the deadline
+  from after its sleep, not from the last successful renewal, and with `time.time()`, the wall clock (as do
+  `observed_time_milliseconds` and the expiry check): a clock step moves both.
+- `try_acquire_or_renew` stamps `datetime.fromtimestamp(time.time())`, local time without a zone, and
+  `LeaseLock.time_str_to_iso` appends `Z`: on a host whose TZ is not UTC, renewTime and acquireTime are off
+  by the UTC offset, and any candidate that reads expiry from renewTime (this one does) misjudges it.
+- No release on stop (client-go's ReleaseOnCancel): a restarted leader leaves the others waiting a full
+  lease duration. `run` campaigns once and returns after a loss. leaseTransitions is never counted; the
+  expiry check uses the candidate's own lease duration, not the Lease's leaseDurationSeconds; the jitter
+  factor is validated but never applied, so candidates retry in lockstep.
+- `Config` refuses periods under 1 s (so the tests' second-scale timings cannot be used), and a fractional
+  `lease_duration` it accepts crashes `LeaseLock.update_lease` (`int("15.5")`).
 """
 
 from __future__ import annotations
@@ -102,18 +127,47 @@ class LeaderElector:
         try:
             while True:
                 await self._acquire()
-                log.info("%s: leading (lease %s/%s)", self.identity, self.namespace, self.name)
+                log.info(
+                    "%s: became the leader (lease %s/%s)",
+                    self.identity,
+                    self.namespace,
+                    self.name,
+                    extra=self._fields(leader=self.identity, leading=True),
+                )
                 self.leading.set()
                 try:
                     await self._lead(work)
                 finally:
                     self.leading.clear()
                 log.warning(
-                    "%s: lost the lease %s/%s; no longer leading", self.identity, self.namespace, self.name
+                    "%s: lost leadership (lease %s/%s)%s",
+                    self.identity,
+                    self.namespace,
+                    self.name,
+                    f"; the leader is {self.leader}" if self.leader not in (None, self.identity) else "",
+                    extra=self._fields(leader=self.leader or "", leading=False),
                 )
         finally:
             if self.release_on_cancel and self.leader == self.identity:
                 await self._release()
+
+    def _fields(self, **more: Any) -> dict[str, Any]:
+        """The structured fields of an election log event (see `gammaxds.logs`)."""
+        lease = f"{self.namespace}/{self.name}"
+        return {"event": "leader", "identity": self.identity, "lease": lease, **more}
+
+    def _observe(self, holder: str) -> None:
+        """Another candidate holds the Lease: say so when that is news."""
+        if holder != self.leader:
+            log.info(
+                "%s: the leader is %s (lease %s/%s)",
+                self.identity,
+                holder,
+                self.namespace,
+                self.name,
+                extra=self._fields(leader=holder, leading=False),
+            )
+        self.leader = holder
 
     async def _acquire(self) -> None:
         while not await self._try_acquire_or_renew():
@@ -170,7 +224,7 @@ class LeaderElector:
             spec = lease.get("spec") or {}
             holder = spec.get("holderIdentity") or None
             if holder not in (None, self.identity) and not self._expired(spec, now):
-                self.leader = holder
+                self._observe(holder)
                 return False
             new_spec = {
                 **spec,

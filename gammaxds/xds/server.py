@@ -180,8 +180,9 @@ async def start_xds_server(
     if not address.startswith("unix:") and port == 0:
         raise OSError(f"cannot listen on {address}")
     await server.start()
-    log.info("xDS server listening on %s", address if address.startswith("unix:") else port)
-    return XdsServer(server, ctx, address, port)
+    xds = XdsServer(server, ctx, address, port)
+    log.info("xDS server listening on %s", xds.target, extra={"event": "listening", "address": xds.target})
+    return xds
 
 
 __all__ = ["DeltaDiscoveryResponse", "DiscoveryResponse", "XdsServer", "start_xds_server"]

@@ -3,6 +3,12 @@
 The two protocol variants (state of the world, incremental) differ only in how a request changes the state
 and how a response is encoded; `Stream` owns the rest: node identification, the coalescing "latest snapshot"
 slot, the push order and the waits it needs.
+
+What an operator follows is logged at info, one line per event, with the event's fields attached for
+`--log-format json` (`gammaxds.logs`): a stream connecting (node, namespace, capture, SotW or delta, peer)
+and disconnecting (why, after how long), each push (type, version, resources, node), each ACK; a NACK
+(type, the rejected version, node, the client's error_detail) is a warning. Requests themselves are
+per-message noise: debug.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from gammaxds.xds.typestate import TypeState
 from gammaxds.xds.wire import Encoded
 
 log = logging.getLogger(__name__)
+
+PROTOCOL_NAMES = {"sotw": "SotW", "delta": "delta"}
 
 Write = Callable[[Any], Awaitable[None]]
 _ids = itertools.count(1)
@@ -82,6 +90,11 @@ class Stream(ABC):
         self._progress = asyncio.Event()
         self._seq = 0
         self._observed: Snapshot | None = None
+        self._end_reason: str | None = None  # why the stream is ending, when the server ends it
+
+    def fields(self, **more: Any) -> dict[str, Any]:
+        """The structured fields of this stream's log events (see `gammaxds.logs`)."""
+        return {"stream": self.id, "node": self.node.id, "protocol": self.protocol, **more}
 
     # -- request side -------------------------------------------------------------------------------------
 
@@ -93,21 +106,31 @@ class Stream(ABC):
             # Only the first request is guaranteed to carry the node: it selects the view for the stream.
             self.key = view_key(first.node)
         except NodeError as err:
+            refused = {"stream": self.id, "node": first.node.id, "peer": self.peer, "error": str(err)}
+            log.warning(
+                "stream %d refused: %s (peer %s)",
+                self.id,
+                err,
+                self.peer,
+                extra={"event": "stream.refused", **refused},
+            )
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         self.node.CopyFrom(first.node)
         handler = asyncio.current_task()
         assert handler is not None
         self.ctx.streams.add(self)
+        self._log_connected()
         unwatch = self.ctx.cache.watch(self.key, self._on_snapshot)
         sender = asyncio.create_task(self._send_loop(context.write), name=f"xds-send-{self.id}")
 
         def sender_done(task: asyncio.Task[None]) -> None:
             # A failed write ends the stream: the client reconnects and starts over.
             if not task.cancelled() and task.exception() is not None:
-                log.warning("stream %d (%s): send failed: %r", self.id, self.node.id, task.exception())
+                self._end_reason = f"sending failed: {task.exception()!r}"
                 handler.cancel()
 
         sender.add_done_callback(sender_done)
+        reason = "the client closed the stream"
         try:
             self._handle(first)
             del first
@@ -115,12 +138,67 @@ class Stream(ABC):
                 self._handle(request)
                 # A SotW request can name thousands of resources (~200 KB parsed): not kept while idle.
                 del request
+        except asyncio.CancelledError:
+            # gRPC cancels the handler when the client goes away (or resets the stream) and when the server
+            # stops; a failed send cancels it too, and says so.
+            reason = self._end_reason or "cancelled: the client went away or the server is stopping"
+            raise
+        except Exception as err:
+            reason = f"failed: {err!r}"
+            raise
         finally:
             sender.cancel()
             unwatch()
             self.ctx.streams.discard(self)
+            self._log_disconnected(reason)
+
+    def _log_connected(self) -> None:
+        key = self.key
+        assert key is not None
+        log.info(
+            "stream %d connected: node %s, namespace %s, capture %s, %s ADS, peer %s",
+            self.id,
+            self.node.id,
+            key.namespace,
+            key.capture,
+            PROTOCOL_NAMES[self.protocol],
+            self.peer,
+            extra=self.fields(
+                event="stream.connect", namespace=key.namespace, capture=key.capture, peer=self.peer
+            ),
+        )
+
+    def _log_disconnected(self, reason: str) -> None:
+        duration = asyncio.get_running_loop().time() - self._connected_loop_time
+        level = logging.WARNING if self._end_reason else logging.INFO
+        log.log(
+            level,
+            "stream %d disconnected: node %s, after %.1f s: %s",
+            self.id,
+            self.node.id,
+            duration,
+            reason,
+            extra=self.fields(
+                event="stream.disconnect",
+                namespace=self.key.namespace if self.key else "",
+                peer=self.peer,
+                reason=reason,
+                duration_s=round(duration, 3),
+                responses=self.responses,
+            ),
+        )
 
     def _handle(self, request: Any) -> None:
+        if log.isEnabledFor(logging.DEBUG):  # requests are per-message noise: not even formatted at info
+            kind, nonce = type_label(request.type_url), request.response_nonce
+            log.debug(
+                "stream %d: request for %s, nonce %r%s",
+                self.id,
+                kind,
+                nonce,
+                " (with error_detail)" if request.HasField("error_detail") else "",
+                extra=self.fields(event="request", type=kind, nonce=nonce),
+            )
         if request.type_url not in PUSH_ORDER:
             log.debug("stream %d: ignoring request for unserved type %s", self.id, request.type_url)
             return
@@ -135,17 +213,35 @@ class Stream(ABC):
 
     def ack(self, state: TypeState, nonce: str) -> None:
         latency = state.record_ack(nonce, now=time.time(), monotonic=time.monotonic())
-        if latency is not None:
-            self.ctx.metrics.ack_latency.observe(latency)
+        if latency is None:
+            return  # not a response of ours that is still outstanding: nothing was acknowledged
+        self.ctx.metrics.ack_latency.observe(latency)
+        kind = type_label(state.type_url)
+        log.info(
+            "%s acknowledged %s version %s (stream %d)",
+            self.node.id,
+            kind,
+            state.acked_version,
+            self.id,
+            extra=self.fields(event="ack", type=kind, version=state.acked_version, nonce=nonce),
+        )
 
     def nack(self, state: TypeState, nonce: str, message: str) -> None:
         latency = state.record_nack(nonce, message, now=time.time(), monotonic=time.monotonic())
         if latency is None:
             return
         self.ctx.metrics.ack_latency.observe(latency)
-        self.ctx.metrics.nacks.inc(type=type_label(state.type_url))
+        kind = type_label(state.type_url)
+        self.ctx.metrics.nacks.inc(type=kind)
+        rejected = state.nack.version if state.nack is not None else ""
         log.warning(
-            "%s rejected %s version %s: %s", self.node.id, type_label(state.type_url), state.nonce, message
+            "%s rejected %s version %s (stream %d): %s",
+            self.node.id,
+            kind,
+            rejected,
+            self.id,
+            message,
+            extra=self.fields(event="nack", type=kind, version=rejected, nonce=nonce, error=message),
         )
 
     # -- send side ----------------------------------------------------------------------------------------
@@ -227,8 +323,26 @@ class Stream(ABC):
         await write(message.data)  # already encoded: the server's serializer passes bytes through
         self.responses += 1
         self.resources_sent += message.resources
+        kind = type_label(state.type_url)
+        log.info(
+            "pushed %s version %s to %s: %d resources, %d removed (stream %d)",
+            kind,
+            state.sent_version,
+            self.node.id,
+            message.resources,
+            message.removed,
+            self.id,
+            extra=self.fields(
+                event="push",
+                type=kind,
+                version=state.sent_version,
+                nonce=state.nonce,
+                resources=message.resources,
+                removed=message.removed,
+            ),
+        )
         metrics = self.ctx.metrics
-        metrics.pushes.inc(type=type_label(state.type_url))
+        metrics.pushes.inc(type=kind)
         # Push latency counts config changes that happened while connected, once per snapshot and stream.
         if snap is not self._observed and snap.updated_at >= self._connected_loop_time:
             metrics.push_latency.observe(asyncio.get_running_loop().time() - snap.updated_at)

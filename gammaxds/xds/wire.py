@@ -25,10 +25,11 @@ def _string(number: int, value: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
-    """A response ready to write, and how many resources it carries (for metrics)."""
+    """A response ready to write, and how many resources it carries and removes (for metrics and logs)."""
 
     data: bytes
     resources: int
+    removed: int = 0
 
 
 def sotw_response(version: str, type_url: str, nonce: str, entries: list[bytes]) -> Encoded:
@@ -42,6 +43,7 @@ def delta_response(
     version: str, type_url: str, nonce: str, entries: list[bytes], removed: Iterable[str] = ()
 ) -> Encoded:
     """A DeltaDiscoveryResponse of `Resource.delta_entry`s."""
+    removed = list(removed)
     data = b"".join(
         (
             _string(_DELTA_VERSION, version),
@@ -51,7 +53,7 @@ def delta_response(
             *(length_delimited(_DELTA_REMOVED, name.encode()) for name in removed),
         )
     )
-    return Encoded(data, len(entries))
+    return Encoded(data, len(entries), len(removed))
 
 
 def offered_entries(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from fakekube import FakeKube
 from kubernetes_asyncio import client
 
@@ -214,3 +216,35 @@ async def test_a_lease_changed_under_us_is_not_overwritten(kube: FakeKube, api: 
         await leader.leading.lost()
         assert leader.elector.leader == "intruder" and not leader.working
         assert lease(kube)["spec"]["holderIdentity"] == "intruder"
+
+
+async def test_leadership_changes_are_logged(
+    kube: FakeKube, api: client.ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "gammaxds.sources.leader")
+
+    def said(identity: str) -> list[tuple[int, str, str, bool]]:
+        return [
+            (r.levelno, r.getMessage(), r.leader, r.leading)  # type: ignore[attr-defined]
+            for r in caplog.records
+            if getattr(r, "event", None) == "leader" and r.identity == identity  # type: ignore[attr-defined]
+        ]
+
+    async with candidates(api, "a", "b") as group:
+        leader = await wait_for_leader(group)
+        follower = next(c for c in group if c is not leader)
+        me, other = leader.elector.identity, follower.elector.identity
+        await until(lambda: bool(said(other)), "the follower's report of the leader")
+        assert said(me) == [
+            (logging.INFO, f"{me}: became the leader (lease gammaxds-system/gammaxds)", me, True)
+        ]
+        assert said(other) == [
+            (logging.INFO, f"{other}: the leader is {me} (lease gammaxds-system/gammaxds)", me, False)
+        ]
+        taken = lease(kube)
+        taken["spec"].update(holderIdentity="intruder", leaseDurationSeconds=3600)
+        kube.apply(taken)
+        await leader.leading.lost()
+        lost = said(me)[-1]
+        assert lost[0] == logging.WARNING and lost[2:] == ("intruder", False)
+        assert lost[1] == f"{me}: lost leadership (lease gammaxds-system/gammaxds); the leader is intruder"
