@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all test test-fast lint unit golden demo bench bench-quick image clean
+.PHONY: all test test-fast lint unit golden demo bench bench-quick image screenshot clean
 
 all: test
 
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml
 	    { [ "$${GAMMAXDS_REQUIRE_ALL:-}" = 1 ] && \
 	      { echo "error: iptables/iproute2 missing and cannot be installed; the network-namespace suites need them" >&2; exit 1; }; } || \
 	    echo "note: iptables/iproute2 missing; network-namespace tests will be skipped"; }
+	@# The dashboard's browser test (tests/e2e/test_ui.py) and `make screenshot` need Debian's chromium; likewise.
+	@command -v chromium >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	    { [ "$${GAMMAXDS_REQUIRE_ALL:-}" = 1 ] && \
+	      { echo "error: chromium missing and cannot be installed; the dashboard's browser test needs it" >&2; exit 1; }; } || \
+	    echo "note: chromium missing; the dashboard's browser test will be skipped"; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -47,6 +54,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
+
+# The README's picture of the dashboard: examples/ with two sidecars, on the code path of tests/e2e/test_ui.py.
+screenshot: $(STAMP)
+	$(BIN)/python -m gammaxds.testing.dashboard --screenshot docs/ui.png
 
 # The image of deploy/kubernetes/ (the control plane, and the capture init step). Needs a Docker engine.
 IMAGE ?= gammaxds:0.1.0

@@ -161,7 +161,14 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 "the admin API",
                 "--admin-address",
                 args.admin_address,
-                lambda: start_admin_server(args.admin_address, plane.cache, status, xds=xds),
+                lambda: start_admin_server(
+                    args.admin_address,
+                    plane.cache,
+                    status,
+                    xds=xds,
+                    translation_fn=lambda: plane.translation,
+                    errors_fn=lambda: plane.source.errors,
+                ),
             )
             running_servers.push_async_callback(admin.stop)
             webhook = None

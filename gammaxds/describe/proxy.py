@@ -63,8 +63,9 @@ def _routes(msg: route_pb2.RouteConfiguration) -> str:
 
 
 def _cluster(msg: cluster_pb2.Cluster) -> str:
-    kind = cluster_pb2.Cluster.DiscoveryType.Name(msg.type)
-    return f"{kind}" + (" (endpoints by EDS)" if msg.type == cluster_pb2.Cluster.EDS else "")
+    if msg.type == cluster_pb2.Cluster.EDS:
+        return "EDS: its endpoints are the ClusterLoadAssignment of the same name"
+    return cluster_pb2.Cluster.DiscoveryType.Name(msg.type)
 
 
 def _endpoints(msg: endpoint_pb2.ClusterLoadAssignment) -> str:

@@ -1,128 +1,102 @@
-"""Prometheus metrics, hand-rolled: counters, gauges and histograms rendered in the text format."""
+"""The control plane's Prometheus metrics, on `prometheus_client`, in a registry of their own per cache.
+
+Why a registry per `Metrics` (never the library's global one): a process can hold several caches (every test
+makes its own, a benchmark makes many), and a global registry would both mix their figures and refuse the
+second registration of a name. `/metrics` renders this registry alone.
+
+The small wrappers below keep the calls the xDS code makes (`pushes.inc(type=...)`, `nacks.value(...)`,
+`connected_streams.read = ...`, `push_latency.observe(...)`) independent of the library's label API.
+"""
 
 from __future__ import annotations
 
-import bisect
-import math
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import prometheus_client
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-Labels = tuple[tuple[str, str], ...]
-
-
-def _labels(labels: Labels, extra: Labels = ()) -> str:
-    pairs = labels + extra
-    if not pairs:
-        return ""
-    body = ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
-    return "{" + body + "}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
 class Counter:
-    def __init__(self, name: str, help: str) -> None:
-        self.name, self.help = name, help
-        self._values: dict[Labels, float] = {}
+    """A counter, with or without labels (label values are passed as keyword arguments)."""
+
+    def __init__(
+        self, registry: CollectorRegistry, name: str, help: str, labels: tuple[str, ...] = ()
+    ) -> None:
+        self.name = name
+        self._registry = registry
+        self._labels = labels
+        self._metric = prometheus_client.Counter(name, help, labels, registry=registry)
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        self._values[key] = self._values.get(key, 0.0) + amount
+        (self._metric.labels(**labels) if self._labels else self._metric).inc(amount)
 
     def value(self, **labels: str) -> float:
-        return self._values.get(tuple(sorted(labels.items())), 0.0)
-
-    def render(self) -> Iterator[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} counter"
-        for labels, value in sorted(self._values.items()):
-            yield f"{self.name}{_labels(labels)} {_number(value)}"
+        """The current count (0 for label values never counted): what a scrape would show."""
+        return self._registry.get_sample_value(self.name, labels) or 0.0
 
 
 class Gauge:
-    """A gauge read from a callable at scrape time, so it can never drift from the truth."""
+    """A gauge read from `read` at scrape time, so it can never drift from the truth. The xDS server sets
+    `read` once it has the streams to count."""
 
-    def __init__(self, name: str, help: str, read: Callable[[], float] = lambda: 0.0) -> None:
-        self.name, self.help, self.read = name, help, read
-
-    def render(self) -> Iterator[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} gauge"
-        yield f"{self.name} {_number(self.read())}"
+    def __init__(self, registry: CollectorRegistry, name: str, help: str) -> None:
+        self.read: Callable[[], float] = lambda: 0.0
+        prometheus_client.Gauge(name, help, registry=registry).set_function(lambda: self.read())
 
 
 class Histogram:
-    def __init__(self, name: str, help: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
-        self.name, self.help, self.buckets = name, help, buckets
-        self._counts = [0] * (len(buckets) + 1)
-        self.count = 0
-        self.sum = 0.0
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        name: str,
+        help: str,
+        buckets: tuple[float, ...] = LATENCY_BUCKETS,
+    ) -> None:
+        self._metric = prometheus_client.Histogram(name, help, buckets=buckets, registry=registry)
 
     def observe(self, value: float) -> None:
-        self._counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.count += 1
-        self.sum += value
+        self._metric.observe(value)
 
     @contextmanager
     def time(self) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
+        with self._metric.time():
             yield
-        finally:
-            self.observe(time.perf_counter() - start)
-
-    def render(self) -> Iterator[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} histogram"
-        cumulative = 0
-        for bound, n in zip((*self.buckets, math.inf), self._counts, strict=True):
-            cumulative += n
-            yield f"{self.name}_bucket{_labels((), (('le', _number(bound)),))} {cumulative}"
-        yield f"{self.name}_sum {_number(self.sum)}"
-        yield f"{self.name}_count {self.count}"
 
 
 class Metrics:
-    """The control plane's metrics. One instance per cache, so tests in one process do not mix figures."""
+    """The control plane's metrics. One instance (and registry) per cache, so caches do not mix figures."""
 
     def __init__(self) -> None:
-        self.connected_streams = Gauge("gammaxds_connected_streams", "ADS streams currently connected.")
-        self.pushes = Counter("gammaxds_pushes_total", "xDS responses written to streams, by type.")
-        self.nacks = Counter("gammaxds_nacks_total", "Responses rejected by a client (NACK), by type.")
+        self.registry = r = CollectorRegistry()
+        self.connected_streams = Gauge(r, "gammaxds_connected_streams", "ADS streams currently connected.")
+        self.pushes = Counter(
+            r, "gammaxds_pushes_total", "xDS responses written to streams, by type.", ("type",)
+        )
+        self.nacks = Counter(
+            r, "gammaxds_nacks_total", "Responses rejected by a client (NACK), by type.", ("type",)
+        )
         self.push_latency = Histogram(
-            "gammaxds_push_latency_seconds", "From a config update to its resources written to a stream."
+            r, "gammaxds_push_latency_seconds", "From a config update to its resources written to a stream."
         )
         self.ack_latency = Histogram(
-            "gammaxds_ack_latency_seconds", "From a response written to the client's ACK or NACK of it."
+            r, "gammaxds_ack_latency_seconds", "From a response written to the client's ACK or NACK of it."
         )
         self.translation = Histogram(
-            "gammaxds_translation_seconds",
-            "Time to translate the World into views.",
+            r, "gammaxds_translation_seconds", "Time to translate the World into views."
         )
-        self.recomputes = Counter("gammaxds_snapshot_recomputes_total", "Debounced snapshot recomputations.")
+        self.recomputes = Counter(
+            r, "gammaxds_snapshot_recomputes_total", "Debounced snapshot recomputations."
+        )
 
     def observe_translation(self, seconds: float) -> None:
         self.translation.observe(seconds)
 
-    def render(self) -> str:
-        parts = (
-            self.connected_streams,
-            self.pushes,
-            self.nacks,
-            self.push_latency,
-            self.ack_latency,
-            self.translation,
-            self.recomputes,
-        )
-        return "\n".join(line for metric in parts for line in metric.render()) + "\n"
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition for a scraper's `Accept` header: (body, Content-Type). The Prometheus text format
+        0.0.4 unless the scraper asks for OpenMetrics or a newer text format."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type

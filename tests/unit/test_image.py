@@ -139,6 +139,8 @@ def test_the_wheel_builds_from_what_the_build_stage_copies(
         entry_points = z.read(f"{dist_info}/entry_points.txt").decode()
         metadata = z.read(f"{dist_info}/METADATA").decode()
         assert "gammaxds/cli.py" in z.namelist()
+        # The admin's dashboard is package data: without it the admin server cannot start in the image.
+        assert {f"gammaxds/admin/ui/{f}" for f in ("index.html", "app.js", "style.css")} <= set(z.namelist())
     assert re.search(r"^\[console_scripts\]\s*^gammaxds = gammaxds\.cli:main$", entry_points, re.M), (
         entry_points
     )

@@ -132,7 +132,7 @@ async def test_rejected_resource_is_recorded_not_resent_and_last_good_config_kee
     admin = await start_admin_server("127.0.0.1:0", control_plane.cache, xds=control_plane.server)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", admin.port)
-        writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
         metrics = (await reader.read()).decode()
         writer.close()
     finally:
