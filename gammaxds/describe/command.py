@@ -54,6 +54,9 @@ def _offline_service(paths: list[str], namespace: str, name: str, client: str | 
     from .service import UnknownService, describe_service
 
     loaded = load_paths(paths)
+    unreadable = [e for e in loaded.errors if e.whole_file]
+    if unreadable:
+        raise DescribeError(str(unreadable[0]))
     translation = Translator().load(loaded.world())
     try:
         return describe_service(translation, namespace, name, client, loaded.errors)

@@ -50,6 +50,7 @@ def test_wrong_uses_are_one_line() -> None:
         cases = [
             (["service", "reviews"], 2, "error: service 'reviews': expected NAME.NAMESPACE"),
             (["service", "ghost.store", "--manifests", "examples"], 1, "error: no Service store/ghost in examples"),
+            (["service", "reviews.store", "--manifests", "/nonexistent"], 1, "error: /nonexistent: cannot read"),
             (["service", "reviews.store", "--admin-address", closed], 1, "error: cannot reach the control plane"),
             (["proxy", "web-1", "--admin-address", closed], 1, "error: cannot reach the control plane"),
         ]
