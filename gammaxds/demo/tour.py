@@ -357,6 +357,9 @@ def tour(mesh: Mesh) -> Tour:
     def not_found() -> str:
         a = t.show("web", "reviews.store", "/nothing-here")
         assert a.status == 404, f"expected 404, got {a.status}"
+        reason = a.headers.get("x-gammaxds-reason", "")
+        print(f"   the sidecar says why (body and x-gammaxds-reason): {reason!r}")
+        assert reason == "no route of store/reviews:80 matched", f"unexpected reason {reason!r}"
         return "reviews has routes and none matches /nothing-here: 404"
 
     def live_change() -> str:
