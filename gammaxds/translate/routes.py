@@ -6,11 +6,11 @@ of the route's status."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from ..model import GRPCRoute, HTTPRoute, Route, World, duration_ms
-from ..model.gateway import GRPCRouteMatch, HTTPBackendRef, HTTPRouteFilter, HTTPRouteMatch
-from .backends import INVALID_BACKEND_CLUSTER, Backend, resolve_backend
+from ..model import GRPCRoute, Route, duration_ms
+from ..model.gateway import GRPCRouteMatch, HTTPHeaderFilter, HTTPRouteMatch
+from .backends import INVALID_BACKEND_CLUSTER
 from .filters import (
     apply_url_rewrite,
     cors_policy,
@@ -18,8 +18,8 @@ from .filters import (
     mirror_policy,
     redirect_action,
     session_policy,
-    unsupported_filters,
 )
+from .ir import Answer, Forward, Policies, Redirect, RuleDecision
 from .matches import grpc_match, http_match
 from .names import CORS_FILTER, STATEFUL_SESSION_FILTER, route_entry_name
 from .precedence import RuleMatch, ordered_rule_matches
@@ -41,168 +41,116 @@ def _answer(out: rc.Route, status: int, reason: str) -> rc.Route:
     return out
 
 
-def _rule_label(route: Route, rule: int) -> str:
-    return f"{route.kind} {route.namespace}/{route.name} rules[{rule}]"
-
-
-def _unavailable(route: Route) -> int:
-    """The status for traffic no valid backend can take: 500 for HTTPRoute; 503 for GRPCRoute, whose spec asks for
-    gRPC `UNAVAILABLE` — Envoy turns a local 503 into grpc-status 14 (UNAVAILABLE), a 500 into 2 (UNKNOWN)."""
-    return 503 if isinstance(route, GRPCRoute) else 500
-
-
 def _apply_headers(
-    target: rc.Route | rc.WeightedCluster.ClusterWeight, filters: Sequence[HTTPRouteFilter]
+    target: rc.Route | rc.WeightedCluster.ClusterWeight,
+    request: Sequence[HTTPHeaderFilter],
+    response: Sequence[HTTPHeaderFilter],
 ) -> None:
-    for f in filters:
-        if f.request_header_modifier:
-            add, remove = header_mutations(f.request_header_modifier)
-            target.request_headers_to_add.extend(add)
-            target.request_headers_to_remove.extend(remove)
-        if f.response_header_modifier:
-            add, remove = header_mutations(f.response_header_modifier)
-            target.response_headers_to_add.extend(add)
-            target.response_headers_to_remove.extend(remove)
+    for mods in request:
+        add, remove = header_mutations(mods)
+        target.request_headers_to_add.extend(add)
+        target.request_headers_to_remove.extend(remove)
+    for mods in response:
+        add, remove = header_mutations(mods)
+        target.response_headers_to_add.extend(add)
+        target.response_headers_to_remove.extend(remove)
 
 
-Share = tuple[Backend, int, Sequence[HTTPRouteFilter]]
-
-
-def _shares(
-    world: World, route: Route, backend_refs: Sequence[HTTPBackendRef]
-) -> tuple[list[Share], list[Share]]:
-    """The backendRefs that get traffic (weight above 0), valid and invalid."""
-    valid: list[Share] = []
-    invalid: list[Share] = []
-    for ref in backend_refs:
-        if ref.weight == 0:
-            continue
-        backend = resolve_backend(world, ref, route.namespace)
-        (valid if backend.valid else invalid).append((backend, ref.weight, ref.filters))
-    return valid, invalid
-
-
-def _problems(invalid: Sequence[Share]) -> str:
-    return "; ".join(backend.problem for backend, _w, _f in invalid)
-
-
-def _no_backend_reason(backend_refs: Sequence[HTTPBackendRef], invalid: Sequence[Share]) -> str:
-    """Why no backend takes a rule's traffic."""
-    if invalid:
-        return _problems(invalid)
-    if backend_refs:
-        return "every backendRef has weight 0"
-    return "no backendRefs"
-
-
-def _backend_action(route: Route, weighted: Sequence[Share], invalid: Sequence[Share]) -> rc.RouteAction:
+def _forward(forward: Forward) -> rc.RouteAction:
     """Weighted backends; invalid ones keep their share and answer it with 500 (gRPC: 503)."""
-    invalid_weight = sum(weight for _b, weight, _f in invalid)
+    valid, invalid = forward.valid, forward.invalid
+    invalid_weight = sum(s.weight for s in invalid)
     not_found = (
         rc.RouteAction.SERVICE_UNAVAILABLE
-        if _unavailable(route) == 503
+        if forward.unresolved_status == 503
         else rc.RouteAction.INTERNAL_SERVER_ERROR
     )
     action = rc.RouteAction(cluster_not_found_response_code=not_found, timeout=_DISABLED)
-    if len(weighted) == 1 and not invalid_weight and not weighted[0][2]:
-        action.cluster = weighted[0][0].cluster
+    if len(valid) == 1 and not invalid_weight and not valid[0].filters:
+        action.cluster = valid[0].cluster or ""
         return action
-    for backend, weight, filters in weighted:
-        cw = action.weighted_clusters.clusters.add(name=backend.cluster)
-        cw.weight.value = weight
-        _apply_headers(cw, filters)
+    for share in valid:
+        cw = action.weighted_clusters.clusters.add(name=share.cluster)
+        cw.weight.value = share.weight
+        _apply_headers(
+            cw,
+            [f.request_header_modifier for f in share.filters if f.request_header_modifier],
+            [f.response_header_modifier for f in share.filters if f.response_header_modifier],
+        )
     if invalid_weight:
         cw = action.weighted_clusters.clusters.add(name=INVALID_BACKEND_CLUSTER)
         cw.weight.value = invalid_weight
     return action
 
 
-def _apply_policies(
-    world: World, action: rc.RouteAction, route: Route, rm: RuleMatch, filters: Sequence[HTTPRouteFilter]
-) -> None:
-    match = rm.match if isinstance(rm.match, HTTPRouteMatch) else None
-    for f in filters:
-        if f.url_rewrite:
-            apply_url_rewrite(action, f.url_rewrite.hostname, f.url_rewrite.path, match)
-        if f.request_mirror:
-            mirror = resolve_backend(world, f.request_mirror.backend_ref, route.namespace)
-            if mirror.valid:
-                action.request_mirror_policies.append(mirror_policy(mirror.cluster, f.request_mirror))
-    if isinstance(route, HTTPRoute):
-        rule = route.spec.rules[rm.rule_index]
-        if rule.timeouts and rule.timeouts.request:
-            action.timeout.CopyFrom(pb_duration(duration_ms(rule.timeouts.request)))
-        retry = rule.retry
-        per_try = rule.timeouts.backend_request if rule.timeouts else None
-        if retry or per_try:
-            policy = action.retry_policy
-            if retry and retry.codes:
-                # the spec: SHOULD also retry on connection errors when a retry stanza is configured
-                policy.retry_on = "connect-failure,refused-stream,reset,retriable-status-codes"
-                policy.retriable_status_codes.extend(retry.codes)
-            elif retry:
-                policy.retry_on = "5xx"
-            policy.num_retries.value = (
-                (retry.attempts if retry and retry.attempts is not None else 1) if retry else 0
-            )
-            if retry and retry.backoff and duration_ms(retry.backoff) > 0:
-                # backoff is a minimum wait; Envoy refuses a zero base interval, and any wait satisfies `0s`
-                policy.retry_back_off.base_interval.CopyFrom(pb_duration(duration_ms(retry.backoff)))
-            if per_try:
-                policy.per_try_timeout.CopyFrom(pb_duration(duration_ms(per_try)))
+def _apply_policies(action: rc.RouteAction, policies: Policies, match: HTTPRouteMatch | None) -> None:
+    if policies.url_rewrite is not None:
+        apply_url_rewrite(action, policies.url_rewrite.hostname, policies.url_rewrite.path, match)
+    for mirror in policies.mirrors:
+        action.request_mirror_policies.append(mirror_policy(mirror.cluster, mirror.mirror))
+    if policies.timeout_ms is not None:
+        action.timeout.CopyFrom(pb_duration(policies.timeout_ms))
+    retry, per_try = policies.retry, policies.per_try_timeout_ms
+    if retry or per_try is not None:
+        policy = action.retry_policy
+        if retry and retry.codes:
+            # the spec: SHOULD also retry on connection errors when a retry stanza is configured
+            policy.retry_on = "connect-failure,refused-stream,reset,retriable-status-codes"
+            policy.retriable_status_codes.extend(retry.codes)
+        elif retry:
+            policy.retry_on = "5xx"
+        policy.num_retries.value = (retry.attempts if retry.attempts is not None else 1) if retry else 0
+        if retry and retry.backoff and duration_ms(retry.backoff) > 0:
+            # backoff is a minimum wait; Envoy refuses a zero base interval, and any wait satisfies `0s`
+            policy.retry_back_off.base_interval.CopyFrom(pb_duration(duration_ms(retry.backoff)))
+        if per_try is not None:
+            policy.per_try_timeout.CopyFrom(pb_duration(per_try))
 
 
-def rule_route(world: World, rm: RuleMatch, service_port: int) -> rc.Route:
-    """One Envoy route per rule and match: redirect, backends, or the sidecar's own answer saying why."""
+def rule_route(decision: RuleDecision, rm: RuleMatch, service_port: int) -> rc.Route:
+    """One Envoy route per rule and match, rendered from the rule's decision: redirect, backends, or the
+    sidecar's own answer saying why."""
     route = rm.route
+    http = rm.match if isinstance(rm.match, HTTPRouteMatch) else None
     if isinstance(route, GRPCRoute):
-        grule = route.spec.rules[rm.rule_index]
         match = grpc_match(rm.match if isinstance(rm.match, GRPCRouteMatch) else None)
-        filters: Sequence[HTTPRouteFilter] = grule.filters
-        backend_refs: Sequence[HTTPBackendRef] = grule.backend_refs  # type: ignore[assignment]
     else:
-        rule = route.spec.rules[rm.rule_index]
-        assert isinstance(rm.match, HTTPRouteMatch)
-        match = http_match(rm.match)
-        filters, backend_refs = rule.filters, rule.backend_refs
+        assert http is not None
+        match = http_match(http)
     out = rc.Route(
         name=route_entry_name(route.kind, route.namespace, route.name, rm.rule_index, rm.match_index),
         match=match,
     )
-    label = _rule_label(route, rm.rule_index)
-    unsupported = unsupported_filters(filters, [b.filters for b in backend_refs])
-    if unsupported:  # never skip a filter silently: the reply and the status name it
-        return _answer(out, 500, f"{label}: {'; '.join(unsupported)} not supported")
-    _apply_headers(out, filters)
-    for f in filters:
-        if f.cors:
-            out.typed_per_filter_config[CORS_FILTER].CopyFrom(packed(cors_policy(f.cors)))
-        if f.request_redirect:
-            out.redirect.CopyFrom(
-                redirect_action(
-                    f.request_redirect,
-                    rm.match if isinstance(rm.match, HTTPRouteMatch) else None,
-                    service_port,
-                )
-            )
-            return out
-    valid, invalid = _shares(world, route, backend_refs)
-    if not valid:
-        return _answer(out, _unavailable(route), f"{label}: {_no_backend_reason(backend_refs, invalid)}")
-    action = _backend_action(route, valid, invalid)
-    if invalid:  # the invalid share's answer (cluster not found) reads this: see `replies`
-        out.metadata.CopyFrom(metadata(invalid_backends=f"{label}: {_problems(invalid)}"))
-    _apply_policies(world, action, route, rm, filters)
-    out.route.CopyFrom(action)
-    sp = route.spec.rules[rm.rule_index].session_persistence
-    if sp is not None:
-        out.typed_per_filter_config[STATEFUL_SESSION_FILTER].CopyFrom(packed(session_policy(sp)))
+    action, policies = decision.action, decision.policies
+    if isinstance(action, Answer) and action.unsupported:
+        return _answer(out, action.status, action.reason)
+    _apply_headers(out, policies.request_headers, policies.response_headers)
+    if policies.cors is not None:
+        out.typed_per_filter_config[CORS_FILTER].CopyFrom(packed(cors_policy(policies.cors)))
+    if isinstance(action, Redirect):
+        out.redirect.CopyFrom(redirect_action(action.redirect, http, service_port))
+        return out
+    if isinstance(action, Answer):
+        return _answer(out, action.status, action.reason)
+    envoy_action = _forward(action)
+    if action.invalid:  # the invalid share's answer (cluster not found) reads this: see `replies`
+        problems = "; ".join(s.problem for s in action.invalid)
+        out.metadata.CopyFrom(metadata(invalid_backends=f"{decision.label}: {problems}"))
+    _apply_policies(envoy_action, policies, http)
+    out.route.CopyFrom(envoy_action)
+    if policies.session is not None:
+        out.typed_per_filter_config[STATEFUL_SESSION_FILTER].CopyFrom(packed(session_policy(policies.session)))
     return out
 
 
-def build_routes(world: World, routes: Sequence[Route], service_port: int) -> list[rc.Route]:
+Decide = Callable[[Route, int], RuleDecision]
+
+
+def build_routes(decide: Decide, routes: Sequence[Route], service_port: int) -> list[rc.Route]:
     """All rules of all routes of a group, merged in precedence order. Nothing matches → Envoy's 404."""
-    return [rule_route(world, rm, service_port) for rm in ordered_rule_matches(list(routes))]
+    return [
+        rule_route(decide(rm.route, rm.rule_index), rm, service_port) for rm in ordered_rule_matches(list(routes))
+    ]
 
 
 def passthrough_route(cluster: str) -> rc.Route:

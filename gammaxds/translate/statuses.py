@@ -1,65 +1,54 @@
-"""Route status conditions (GAMMA.md, "Status"), computed from the same bindings the views use."""
+"""Route status conditions (GAMMA.md, "Status"), from the bindings and the rules' decisions: the problems the
+Envoy routes were rendered with are the ones the status reports (`decisions.py`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..model import GRPCRoute, HTTPRoute, Route, World
 from ..model.status import Condition, ParentStatus, RouteStatuses
-from .backends import resolve_backend
 from .binding import Bindings, ParentResult
-from .filters import unsupported_filters
+from .decisions import decide
+from .ir import RuleDecision
+
+Decide = Callable[[Route, int], RuleDecision]
 
 
-def _backend_problems(world: World, route: Route) -> list[tuple[str, str]]:
-    """(reason, message) for each backendRef or mirror backendRef that does not resolve."""
-    refs = []
-    for rule in route.spec.rules:
-        refs += list(rule.backend_refs)
-        refs += [f.request_mirror.backend_ref for f in rule.filters if f.request_mirror]
-    problems = []
-    for ref in refs:
-        b = resolve_backend(world, ref, route.namespace)
-        if not b.valid:
-            problems.append((b.reason, b.problem))
-    return problems
-
-
-def _unsupported(route: Route) -> list[str]:
-    out = []
-    for i, rule in enumerate(route.spec.rules):
-        out += [
-            f"rules[{i}]: {what}"
-            for what in unsupported_filters(rule.filters, [b.filters for b in rule.backend_refs])
-        ]
-    return out
-
-
-def _ignored(route: Route) -> list[str]:
-    """Settings that are accepted but have no effect, so the status says so rather than stay silent."""
-    out = []
-    for i, rule in enumerate(route.spec.rules):
-        sp = rule.session_persistence
-        if sp is None:
-            continue
-        if sp.idle_timeout:
-            out.append(
-                f"rules[{i}]: sessionPersistence.idleTimeout is not supported (sessions end by absoluteTimeout only)"
-            )
-        if sum(1 for b in rule.backend_refs if b.weight) > 1:
-            out.append(
-                f"rules[{i}]: sessionPersistence keeps a client on one endpoint of a backend; with several "
-                "backendRefs the backend is still chosen by weight on each request"
-            )
-    return out
-
-
-def _accepted(result: ParentResult, ignored: list[str]) -> Condition:
+def _accepted(result: ParentResult, notes: list[str]) -> Condition:
     if result.reason == "Accepted":
-        message = "; ".join([result.message or "attached to the Service", *ignored])
+        message = "; ".join([result.message or "attached to the Service", *notes])
         return Condition("Accepted", "True", "Accepted", message)
     return Condition("Accepted", "False", result.reason, result.message)
 
 
-def route_statuses(world: World, bindings: Bindings) -> RouteStatuses:
+def _conditions(decisions: list[RuleDecision]) -> tuple[Condition, list[Condition], list[str]]:
+    """ResolvedRefs, PartiallyInvalid (if any) and the notes for the Accepted message, of a route's rules."""
+    problems = [p for d in decisions for p in d.problems]
+    unresolved = [p for p in problems if p.condition == "ResolvedRefs"]
+    if unresolved:
+        reason = "InvalidKind" if any(p.reason == "InvalidKind" for p in unresolved) else unresolved[0].reason
+        resolved = Condition("ResolvedRefs", "False", reason, "; ".join(p.message for p in unresolved))
+    else:
+        resolved = Condition("ResolvedRefs", "True", "ResolvedRefs", "all backend references resolved")
+    unsupported = [p.message for p in problems if p.condition == "PartiallyInvalid"]
+    partial = (
+        [
+            Condition(
+                "PartiallyInvalid",
+                "True",
+                "UnsupportedValue",
+                "; ".join(unsupported) + " not supported: the rule answers 500",
+            )
+        ]
+        if unsupported
+        else []
+    )
+    return resolved, partial, [n for d in decisions for n in d.notes]
+
+
+def route_statuses(world: World, bindings: Bindings, decider: Decide | None = None) -> RouteStatuses:
+    """`decider` gives a rule's decision (the translation's, shared with its routes); by default decided here."""
+    choose: Decide = decider or (lambda route, i: decide(world, route, i))
     out = RouteStatuses()
     for key, results in bindings.parents.items():
         kind, ns, name = key
@@ -67,29 +56,10 @@ def route_statuses(world: World, bindings: Bindings) -> RouteStatuses:
             (ns, name)
         )
         assert isinstance(route, HTTPRoute | GRPCRoute)
-        problems = _backend_problems(world, route)
-        if problems:
-            reason = "InvalidKind" if any(r == "InvalidKind" for r, _ in problems) else problems[0][0]
-            resolved = Condition("ResolvedRefs", "False", reason, "; ".join(m for _, m in problems))
-        else:
-            resolved = Condition("ResolvedRefs", "True", "ResolvedRefs", "all backend references resolved")
-        unsupported = _unsupported(route)
-        partial = (
-            [
-                Condition(
-                    "PartiallyInvalid",
-                    "True",
-                    "UnsupportedValue",
-                    "; ".join(unsupported) + " not supported: the rule answers 500",
-                )
-            ]
-            if unsupported
-            else []
-        )
+        decisions = [choose(route, i) for i in range(len(route.spec.rules))]
+        resolved, partial, notes = _conditions(decisions)
         out.routes[key] = [
-            ParentStatus(
-                r.ref, (_accepted(r, _ignored(route)), resolved, *partial), route.metadata.generation
-            )
+            ParentStatus(r.ref, (_accepted(r, notes), resolved, *partial), route.metadata.generation)
             for r in results
         ]
     return out

@@ -11,13 +11,14 @@ from typing import Any, TypeVar
 
 from envoy.config.route.v3 import route_pb2
 
-from ..model import Service, ServicePort, World
-from ..model.gateway import BackendObjectReference
+from ..model import Route, Service, ServicePort, World
 from ..model.status import RouteStatuses
 from ..model.world import Key
 from .binding import Bindings, PortKey, bind_routes
 from .clusters import blackhole_cluster, build_cluster, passthrough_cluster
+from .decisions import decide
 from .endpoints import build_load_assignment
+from .ir import RuleDecision
 from .listeners import (
     proxy_listener,
     service_listener,
@@ -124,6 +125,8 @@ class Translation:
         # Each proxy-mode view's virtual hosts by Service port (client namespace → entries), for the next
         # routes-only change
         self._proxy_vhosts: dict[str, list[tuple[PortKey, rc.VirtualHost]]] = {}
+        # Rule decisions of this World, by (kind, namespace, name, rule), with the route they were made for.
+        self._decisions: dict[tuple[str, str, str, int], tuple[Route, RuleDecision]] = {}
         if previous is not None and changed is not None:
             self._derive(previous, changed, bindings)
             return
@@ -293,24 +296,26 @@ class Translation:
 
     @cached_property
     def statuses(self) -> RouteStatuses:
-        return route_statuses(self.world, self.bindings)
+        return route_statuses(self.world, self.bindings, self.decision)
 
     # --- routes -----------------------------------------------------------------------------------------
 
-    def _backend_inputs(self, routes: list[Any]) -> tuple[Any, ...]:
-        refs: list[BackendObjectReference] = []
-        namespaces: list[str] = []
-        for r in routes:
-            for rule in r.spec.rules:
-                for ref in [
-                    *rule.backend_refs,
-                    *(f.request_mirror.backend_ref for f in rule.filters if f.request_mirror),
-                ]:
-                    refs.append(ref)
-                    namespaces.append(r.namespace)
+    def decision(self, route: Route, rule: int) -> RuleDecision:
+        """A rule's decision in this World, made once: the routes and the status both read it."""
+        key = (route.kind, route.namespace, route.name, rule)
+        found = self._decisions.get(key)
+        if found is None or found[0] is not route:
+            found = (route, decide(self.world, route, rule))
+            self._decisions[key] = found
+        return found[1]
+
+    def _references(self, routes: list[Route]) -> tuple[Service | None, ...]:
+        """The Services the routes' decisions name (resolved or not: one that appears later changes them)."""
         return tuple(
-            self.world.services.get((ref.namespace or ns, ref.name))
-            for ref, ns in zip(refs, namespaces, strict=True)
+            self.world.services.get(ref)
+            for r in routes
+            for i in range(len(r.spec.rules))
+            for ref in self.decision(r, i).references
         )
 
     def _group(
@@ -320,12 +325,12 @@ class Translation:
         every object the resulting Envoy routes depend on: the memo key's inputs."""
         key: PortKey = (service.namespace, service.name, port.port)
         group, routes = self.bindings.routes_for(key, client_ns)
-        return key, group, routes, (service, *routes, *self._backend_inputs(routes))
+        return key, group, routes, (service, *routes, *self._references(routes))
 
     def _entries(self, port: ServicePort, key: PortKey, routes: list[Any]) -> list[rc.Route]:
         if not routes:
             return [passthrough_route(cluster_name(key[0], key[1], port.port))]
-        return build_routes(self.world, routes, port.port)
+        return build_routes(self.decision, routes, port.port)
 
     def route_config(
         self, service: Service, port: ServicePort, client_ns: str

@@ -17,6 +17,7 @@ from gammaxds.describe.table import render_service
 from gammaxds.envoycheck import validate
 from gammaxds.model import Loaded, one_copy_each, parse_text
 from gammaxds.translate import Translation, Translator
+from gammaxds.translate.ir import ir_report
 from gammaxds.translate.report import default_views, status_report, view_report
 
 HERE = Path(__file__).parent
@@ -43,6 +44,7 @@ def outputs(case: Path) -> dict[str, str]:
         out[f"{key.namespace}.{key.capture}.yaml"] = dump(
             view_report(translation, key.namespace, key.capture)
         )
+    out["ir.yaml"] = dump(ir_report(translation))
     out["describe.txt"] = describe_all(translation, loaded)
     return out
 
