@@ -65,7 +65,8 @@ def _routes(msg: route_pb2.RouteConfiguration) -> str:
 def _cluster(msg: cluster_pb2.Cluster) -> str:
     if msg.type == cluster_pb2.Cluster.EDS:
         return "EDS: its endpoints are the ClusterLoadAssignment of the same name"
-    return cluster_pb2.Cluster.DiscoveryType.Name(msg.type)
+    name: str = cluster_pb2.Cluster.DiscoveryType.Name(msg.type)  # Cluster has no stubs (xds-protos)
+    return name
 
 
 def _endpoints(msg: endpoint_pb2.ClusterLoadAssignment) -> str:

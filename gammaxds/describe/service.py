@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..model import GRPCRoute, ObjectError, Route, Service, ServicePort
-from ..model.gateway import BackendObjectReference, GRPCRouteMatch, HTTPRouteFilter, HTTPRouteMatch
-from ..translate.backends import resolve_backend
+from ..model import ObjectError, Route, Service, ServicePort
+from ..model.gateway import GRPCRouteMatch, HTTPRouteFilter, HTTPRouteMatch
 from ..translate.endpoints import READY, collect_endpoints
-from ..translate.filters import unsupported_filters
+from ..translate.ir import Answer, Redirect, Share
 from ..translate.precedence import RuleMatch, ordered_rule_matches
 from ..translate.services import is_http, parent_problem, port_protocol
 from ..translate.translator import Translation
@@ -94,57 +93,50 @@ def _ready(world_slices: Sequence[Any], port: ServicePort) -> dict[str, int]:
     return {"ready": ready, "fallback": len(found) - ready}
 
 
-def _backend(translation: Translation, ref: BackendObjectReference, route: Route, total: int) -> dict[str, Any]:
+def _backend(translation: Translation, share: Share, total: int) -> dict[str, Any]:
     world = translation.world
-    namespace = ref.namespace or route.namespace
-    backend = resolve_backend(world, ref, route.namespace)
+    service_ref, _, port_text = share.backend.rpartition(":")
+    namespace, _, name = service_ref.partition("/")
     out: dict[str, Any] = {
-        "service": f"{namespace}/{ref.name}",
-        "port": ref.port,
-        "weight": getattr(ref, "weight", 1),
-        "share": round(100 * getattr(ref, "weight", 1) / total, 1) if total else 0.0,
-        "valid": backend.valid,
-        "problem": backend.problem,
+        "service": service_ref,
+        "port": int(port_text) if port_text.isdigit() else None,
+        "weight": share.weight,
+        "share": round(100 * share.weight / total, 1) if total else 0.0,
+        "valid": share.cluster is not None,
+        "problem": share.problem,
     }
-    if backend.valid:
-        service = world.services[(namespace, ref.name)]
-        port = next(p for p in service.spec.ports if p.port == ref.port)
-        out["endpoints"] = _ready(world.slices_by_service.get((namespace, ref.name), []), port)
+    if share.cluster is not None:
+        service = world.services[(namespace, name)]
+        port = next(p for p in service.spec.ports if p.port == out["port"])
+        out["endpoints"] = _ready(world.slices_by_service.get((namespace, name), []), port)
     return out
 
 
 def _rule(translation: Translation, rm: RuleMatch) -> dict[str, Any]:
+    """One rule, as its decision says (the one the sidecars' routes are rendered from)."""
     route = rm.route
-    rule = route.spec.rules[rm.rule_index]
-    filters: Sequence[HTTPRouteFilter] = rule.filters
-    refs = list(rule.backend_refs)
+    decision = translation.decision(route, rm.rule_index)
+    filters: Sequence[HTTPRouteFilter] = route.spec.rules[rm.rule_index].filters
     out: dict[str, Any] = {
         "route": f"{route.kind} {route.namespace}/{route.name}",
         "rule": rm.rule_index,
         "match": _match_text(rm.match),
-        "filters": [_filter_text(f) for f in filters],
+        "filters": [_filter_text(f) for f in filters if not f.request_redirect],
         "backends": [],
     }
-    unsupported = unsupported_filters(filters, [b.filters for b in refs])
-    if unsupported:
-        out["answer"] = f"500: {'; '.join(unsupported)} not supported"
+    action = decision.action
+    if isinstance(action, Answer):
+        out["answer"] = f"{action.status}: {action.reason}"
         return out
-    redirect = next((f for f in filters if f.request_redirect), None)
-    if redirect is not None:
-        out["filters"] = [_filter_text(f) for f in filters if f is not redirect]
-        out["answer"] = _filter_text(redirect)
+    if isinstance(action, Redirect):
+        out["answer"] = _filter_text(next(f for f in filters if f.request_redirect))
         return out
-    weighted = [r for r in refs if r.weight]
-    total = sum(r.weight for r in weighted)
-    out["backends"] = [_backend(translation, r, route, total) for r in weighted]
-    for r in refs:
-        backend_filters = [_filter_text(f) for f in r.filters]
-        if backend_filters:
-            name = f"{r.namespace + '/' if r.namespace else ''}{r.name}:{r.port}"
-            out["filters"] += [f"to {name}: {text}" for text in backend_filters]
-    if not any(b["valid"] for b in out["backends"]):
-        # as the route table does: no valid backend takes the traffic (GRPCRoute: gRPC UNAVAILABLE)
-        out["answer"] = "503 (gRPC UNAVAILABLE)" if isinstance(route, GRPCRoute) else "500"
+    total = sum(s.weight for s in action.shares)
+    out["backends"] = [
+        {**_backend(translation, s, total), "answered": action.unresolved_status} for s in action.shares
+    ]
+    for share in action.shares:
+        out["filters"] += [f"to {share.backend}: {_filter_text(f)}" for f in share.filters]
     return out
 
 
@@ -200,7 +192,8 @@ def _problems(translation: Translation, service: Service, errors: Iterable[Objec
     if problem:
         out.append(problem)
     related = {("Service", service.namespace, service.name)}
-    for route in [*world.http_routes.values(), *world.grpc_routes.values()]:
+    routes: list[Route] = [*world.http_routes.values(), *world.grpc_routes.values()]
+    for route in routes:
         if not any(
             ref.is_service and (ref.namespace or route.namespace) == service.namespace and ref.name == service.name
             for ref in route.spec.parent_refs

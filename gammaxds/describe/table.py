@@ -25,7 +25,7 @@ def _endpoints(e: dict[str, int] | None) -> str:
 
 def _backend(b: dict[str, Any]) -> str:
     if not b["valid"]:
-        return f"{b['service']}:{b['port']} {b['share']:g}% INVALID: {b['problem']} (answered 500)"
+        return f"{b['service']}:{b['port']} {b['share']:g}% INVALID: {b['problem']} (answered {b.get('answered', 500)})"
     return f"{b['service']}:{b['port']} {b['share']:g}% ({_endpoints(b.get('endpoints'))})"
 
 

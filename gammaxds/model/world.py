@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import cast
 
 from .base import Object
 from .core import Namespace, Service
@@ -54,6 +55,8 @@ class World:
         return out
 
     def _of_kind(self, kind: str) -> dict[tuple[str, str], Object]:
+        """The objects of one kind: each was parsed by that kind's model, which the typed properties below
+        (`services`, `http_routes`, ...) state with a cast."""
         return self._kinds.get(kind, {})
 
     def diff(self, old: World) -> set[Key]:
@@ -67,11 +70,18 @@ class World:
         changed.update(a.keys() - b.keys())
         return changed
 
-    def inherit(self, old: World, changed: set[Key]) -> None:
-        """Seed this World's indexes from `old`'s, patched for the `changed` keys (see `diff`), instead of
-        rebuilding them from every object: what a change costs then follows the change, not the World."""
+    def successor_of(self, old: World, changed: set[Key]) -> World:
+        """This World's objects as a new World whose indexes are `old`'s, patched for the `changed` keys (see
+        `diff`), instead of rebuilt from every object: what a change costs then follows the change, not the
+        World. Neither `self` nor `old` is modified; the indexes are seeded while the new World is built."""
         if "_kinds" not in old.__dict__ or "_kinds" in self.__dict__:
-            return
+            return self
+        out = World(self.objects)
+        out._seed(old, changed)
+        return out
+
+    def _seed(self, old: World, changed: set[Key]) -> None:
+        """Part of `successor_of`, on a World no one else has seen yet."""
         kinds = dict(old._kinds)
         touched: set[str] = set()
         resort: set[str] = set()
@@ -127,19 +137,19 @@ class World:
 
     @cached_property
     def services(self) -> dict[tuple[str, str], Service]:
-        return self._of_kind("Service")  # type: ignore[return-value]
+        return cast(dict[tuple[str, str], Service], self._of_kind("Service"))
 
     @cached_property
     def http_routes(self) -> dict[tuple[str, str], HTTPRoute]:
-        return self._of_kind("HTTPRoute")  # type: ignore[return-value]
+        return cast(dict[tuple[str, str], HTTPRoute], self._of_kind("HTTPRoute"))
 
     @cached_property
     def grpc_routes(self) -> dict[tuple[str, str], GRPCRoute]:
-        return self._of_kind("GRPCRoute")  # type: ignore[return-value]
+        return cast(dict[tuple[str, str], GRPCRoute], self._of_kind("GRPCRoute"))
 
     @cached_property
     def reference_grants(self) -> dict[tuple[str, str], ReferenceGrant]:
-        return self._of_kind("ReferenceGrant")  # type: ignore[return-value]
+        return cast(dict[tuple[str, str], ReferenceGrant], self._of_kind("ReferenceGrant"))
 
     @cached_property
     def namespaces(self) -> list[str]:

@@ -11,7 +11,7 @@ from ..model import GRPCRoute, HTTPRoute, Route, World, duration_ms
 from ..model.gateway import BackendObjectReference, HTTPBackendRef, HTTPRouteFilter
 from .backends import resolve_backend
 from .filters import unsupported_filters
-from .ir import Answer, Forward, Mirror, Policies, Problem, Redirect, RuleDecision, Share
+from .ir import Answer, Forward, Mirror, Policies, Problem, Redirect, RuleDecision, ServiceKey, Share
 
 
 def unavailable_status(route: Route) -> int:
@@ -76,18 +76,28 @@ def _ref_text(ref: BackendObjectReference, route: Route) -> str:
     return f"{ref.namespace or route.namespace}/{ref.name}:{ref.port}"
 
 
+def _refs(route: Route, index: int) -> list[BackendObjectReference]:
+    filters, backend_refs = _rule_parts(route, index)
+    return [*backend_refs, *(f.request_mirror.backend_ref for f in filters if f.request_mirror)]
+
+
+def rule_references(route: Route, index: int) -> tuple[ServiceKey, ...]:
+    """The Services rule `index` of `route` names (backendRefs, then mirrors), resolved or not: its decision
+    depends on these and on the route alone, which is what the translator's memo keys it on."""
+    return tuple((ref.namespace or route.namespace, ref.name) for ref in _refs(route, index))
+
+
 def decide(world: World, route: Route, index: int) -> RuleDecision:
-    """The decision for rule `index` of `route`, in the World's current Services."""
+    """The decision for rule `index` of `route`, in the World's current Services (only those of
+    `rule_references` are looked at)."""
     filters, backend_refs = _rule_parts(route, index)
     key = (route.kind, route.namespace, route.name)
-    refs: list[BackendObjectReference] = [
-        *backend_refs,
-        *(f.request_mirror.backend_ref for f in filters if f.request_mirror),
-    ]
-    references = tuple((ref.namespace or route.namespace, ref.name) for ref in refs)
+    refs = _refs(route, index)
+    references = rule_references(route, index)
+    resolved = {id(ref): resolve_backend(world, ref, route.namespace) for ref in refs}
     problems = []
     for ref in refs:
-        backend = resolve_backend(world, ref, route.namespace)
+        backend = resolved[id(ref)]
         if not backend.valid:
             problems.append(Problem("ResolvedRefs", backend.reason, backend.problem))
     unsupported = unsupported_filters(filters, [b.filters for b in backend_refs])
@@ -105,7 +115,7 @@ def decide(world: World, route: Route, index: int) -> RuleDecision:
         for ref in backend_refs:
             if ref.weight == 0:
                 continue
-            backend = resolve_backend(world, ref, route.namespace)
+            backend = resolved[id(ref)]
             cluster = backend.cluster if backend.valid else None
             shares.append(Share(_ref_text(ref, route), ref.weight, cluster, backend.problem, tuple(ref.filters)))
         invalid = [s for s in shares if s.cluster is None]

@@ -100,7 +100,7 @@ def _full_path_rewrite(path: str) -> regex_pb2.RegexMatchAndSubstitute:
 def redirect_action(
     f: HTTPRequestRedirectFilter, match: HTTPRouteMatch | None, service_port: int
 ) -> rc.RedirectAction:
-    """GAMMA.md's redirect port rules; the "listener port" of the Gateway spec is the Service port dialed.
+    """The redirect port rules (docs/gamma.md, "Filters"); the "listener port" of the Gateway spec is the Service port dialed.
 
     What Envoy does (checked against Envoy 1.40): without `port_redirect` it keeps the request's Host, port
     included (dropping `:80` only when the scheme changes away from http), or uses `host_redirect` as is; with

@@ -1,4 +1,4 @@
-"""Listeners for both capture modes (SPEC.md, "The sidecar contract").
+"""Listeners for both capture modes (README, "The sidecar contract").
 
 Transparent: `virtualOutbound` on 15001 receives captured connections and, with `use_original_dst`, hands each to
 the listener of the cluster IP and port that was dialed (one `bind_to_port: false` listener per Service port, so

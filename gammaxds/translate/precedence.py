@@ -1,4 +1,4 @@
-"""Ordering of merged rules across all routes that apply to one Service port (GAMMA.md, "Matching and precedence").
+"""Ordering of merged rules across all routes that apply to one Service port (docs/gamma.md, "Precedence").
 
 HTTPRoute: an Exact path first; then a RegularExpression path (ours: regex precedence is implementation-specific;
 we put regexes before prefixes, longer patterns first, so a regex is never shadowed by `/`); then the longest

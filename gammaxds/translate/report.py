@@ -24,8 +24,8 @@ def view_report(
 
 
 def route_objects(translation: Translation, controller: str = DEFAULT_CONTROLLER) -> list[dict[str, Any]]:
-    """Every route gammaxds handles, with only its own `status.parents[]` entries (SPEC.md, "Status, for
-    tools"): what the status writer puts in Kubernetes, without the times it stamps."""
+    """Every route gammaxds handles, with only its own `status.parents[]` entries (README, "Refused
+    inputs"): what the status writer puts in Kubernetes, without the times it stamps."""
     world = translation.world
     out = []
     for (kind, ns, name), parents in sorted(translation.statuses.routes.items()):

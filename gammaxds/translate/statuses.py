@@ -1,4 +1,4 @@
-"""Route status conditions (GAMMA.md, "Status"), from the bindings and the rules' decisions: the problems the
+"""Route status conditions (docs/gamma.md, "Status"), from the bindings and the rules' decisions: the problems the
 Envoy routes were rendered with are the ones the status reports (`decisions.py`)."""
 
 from __future__ import annotations

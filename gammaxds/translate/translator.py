@@ -4,19 +4,18 @@ the previous World is returned as the very same message (the snapshot cache then
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Hashable
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, TypeVar
 
 from envoy.config.route.v3 import route_pb2
 
-from ..model import Route, Service, ServicePort, World
+from ..model import EndpointSlice, Route, Service, ServicePort, World
 from ..model.status import RouteStatuses
 from ..model.world import Key
 from .binding import Bindings, PortKey, bind_routes
 from .clusters import blackhole_cluster, build_cluster, passthrough_cluster
-from .decisions import decide
+from .decisions import decide, rule_references
 from .endpoints import build_load_assignment
 from .ir import RuleDecision
 from .listeners import (
@@ -72,7 +71,7 @@ class Translator:
     def __init__(self) -> None:
         self.memos: dict[str, _Memo] = {
             name: _Memo()
-            for name in ("cluster", "endpoints", "listener", "route_config", "vhost", "proxy", "view")
+            for name in ("decision", "cluster", "endpoints", "listener", "route_config", "vhost", "proxy", "view")
         }
         self._last: Translation | None = None
 
@@ -81,7 +80,7 @@ class Translator:
         changed: set[Key] | None = None
         if last is not None:
             changed = world.diff(last.world)
-            world.inherit(last.world, changed)
+            world = world.successor_of(last.world, changed)
         derived = None
         if last is not None and changed is not None and Translation.endpoints_only(changed):
             # Only EndpointSlices changed: everything but their ClusterLoadAssignments is reused as is, and
@@ -101,8 +100,9 @@ class Translator:
 
     @property
     def built(self) -> int:
-        """How many resources were built (not reused) so far: the incremental-translation counter."""
-        return sum(m.built for n, m in self.memos.items() if n != "view")
+        """How many resources were built (not reused) so far: the incremental-translation counter (views and
+        rule decisions are not resources)."""
+        return sum(m.built for n, m in self.memos.items() if n not in ("view", "decision"))
 
 
 class Translation:
@@ -125,8 +125,6 @@ class Translation:
         # Each proxy-mode view's virtual hosts by Service port (client namespace → entries), for the next
         # routes-only change
         self._proxy_vhosts: dict[str, list[tuple[PortKey, rc.VirtualHost]]] = {}
-        # Rule decisions of this World, by (kind, namespace, name, rule), with the route they were made for.
-        self._decisions: dict[tuple[str, str, str, int], tuple[Route, RuleDecision]] = {}
         if previous is not None and changed is not None:
             self._derive(previous, changed, bindings)
             return
@@ -196,9 +194,8 @@ class Translation:
         for world in (previous.world, self.world):
             for key in changed:
                 s = world.objects.get(key)
-                name = getattr(s, "service_name", None)
-                if name:
-                    services.add((key[1], name))
+                if isinstance(s, EndpointSlice) and s.service_name:
+                    services.add((key[1], s.service_name))
         endpoints = list(done["endpoints"])
         memo = self.memos["endpoints"]
         for ns, name in sorted(services):
@@ -211,7 +208,7 @@ class Translation:
                 cla = memo.get(
                     cname,
                     (service, *slices),
-                    lambda s=service, p=p, sl=slices: build_load_assignment(s, p, sl),
+                    partial(build_load_assignment, service, p, slices),
                 )
                 i = index[cname]
                 if endpoints[i] is not cla:
@@ -229,7 +226,7 @@ class Translation:
     def clusters(self) -> tuple[Any, ...]:
         memo = self.memos["cluster"]
         out = [
-            memo.get(cluster_name(s.namespace, s.name, p.port), (s,), lambda s=s, p=p: build_cluster(s, p))
+            memo.get(cluster_name(s.namespace, s.name, p.port), (s,), partial(build_cluster, s, p))
             for s, p in self.service_ports
         ]
         return tuple(sorted(out, key=lambda c: c.name))
@@ -242,7 +239,7 @@ class Translation:
             slices = tuple(self.world.slices_by_service.get((s.namespace, s.name), ()))
             name = cluster_name(s.namespace, s.name, p.port)
             out.append(
-                memo.get(name, (s, *slices), lambda s=s, p=p, sl=slices: build_load_assignment(s, p, sl))
+                memo.get(name, (s, *slices), partial(build_load_assignment, s, p, slices))
             )
         return tuple(sorted(out, key=lambda c: c.cluster_name))
 
@@ -279,7 +276,7 @@ class Translation:
             memo.get(
                 (s.namespace, s.name, p.port, access_log),
                 (s,),
-                lambda s=s, p=p, ip=ip: service_listener(s, p, ip, access_log),
+                partial(service_listener, s, p, ip, access_log),
             )
             for s, p, ip in self.frontends
         ]
@@ -301,21 +298,20 @@ class Translation:
     # --- routes -----------------------------------------------------------------------------------------
 
     def decision(self, route: Route, rule: int) -> RuleDecision:
-        """A rule's decision in this World, made once: the routes and the status both read it."""
-        key = (route.kind, route.namespace, route.name, rule)
-        found = self._decisions.get(key)
-        if found is None or found[0] is not route:
-            found = (route, decide(self.world, route, rule))
-            self._decisions[key] = found
-        return found[1]
+        """A rule's decision, memoised on the route and the Services it references: the routes and the status
+        both read it, and a change elsewhere in the World does not decide it again."""
+        world = self.world
+        refs = rule_references(route, rule)
+        inputs = (route, *(world.services.get(ref) for ref in refs))
+        return self.memos["decision"].get(
+            (route.kind, route.namespace, route.name, rule), inputs, lambda: decide(world, route, rule)
+        )
 
     def _references(self, routes: list[Route]) -> tuple[Service | None, ...]:
-        """The Services the routes' decisions name (resolved or not: one that appears later changes them)."""
+        """The Services the routes' rules name (resolved or not: one that appears later changes them)."""
+        services = self.world.services
         return tuple(
-            self.world.services.get(ref)
-            for r in routes
-            for i in range(len(r.spec.rules))
-            for ref in self.decision(r, i).references
+            services.get(ref) for r in routes for i in range(len(r.spec.rules)) for ref in rule_references(r, i)
         )
 
     def _group(
@@ -392,21 +388,13 @@ class Translation:
             changed[ROUTE_TYPE] = routes
         if not changed:
             return old
-        view = copy.copy(old)
-        by_type = dict(old.by_type)
-        for type_url, messages in changed.items():
-            by_type[type_url] = {**by_type[type_url], **messages}
-        object.__setattr__(view, "by_type", by_type)
-        if ENDPOINT_TYPE in changed:
-            object.__setattr__(view, "endpoints", self.endpoints)
+        endpoints = self.endpoints if ENDPOINT_TYPE in changed else None
+        routes_tuple = None
         if ROUTE_TYPE in changed:
             # The same names in the same (sorted) order: only routes changed, not which Service ports exist.
-            configs = by_type[ROUTE_TYPE]
-            object.__setattr__(view, "routes", tuple(configs[r.name] for r in old.routes))
-        # For the snapshot encoder: what differs from `old` (its snapshot is patched instead of rebuilt).
-        object.__setattr__(view, "derived_from", (old, {t: frozenset(m) for t, m in changed.items()}))
-        object.__setattr__(old, "derived_from", None)  # no chains: only the latest step is kept
-        return view
+            configs = {**old.by_type[ROUTE_TYPE], **changed[ROUTE_TYPE]}
+            routes_tuple = tuple(configs[r.name] for r in old.routes)
+        return old.derive(changed, endpoints=endpoints, routes=routes_tuple)
 
     def _changed_routes(self, key: ViewKey, old: View, previous: Translation) -> dict[str, Any] | None:
         """The route configurations of `key`'s view that differ from `old`'s after a routes-only change, by
@@ -527,7 +515,7 @@ def no_service_vhost() -> rc.VirtualHost:
 
 
 def proxy_domains(service: Service, port: int, cluster_ip: str, local: bool) -> list[str]:
-    """How a proxy-mode client may name a Service port in `Host` (SPEC.md): short name only from its namespace."""
+    """How a proxy-mode client may name a Service port in `Host` (README, "The sidecar contract"): short name only from its namespace."""
     ns, name = service.namespace, service.name
     hosts = [f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
     if local:

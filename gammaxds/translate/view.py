@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,6 +56,8 @@ class View:
     listeners: tuple[Listener, ...] = ()
     routes: tuple[RouteConfiguration, ...] = ()
     by_type: dict[str, dict[str, Message]] = field(init=False, repr=False, compare=False)
+    # Set by `derive` only: the view this one was made from, and what differs (for the snapshot encoder).
+    derived_from: Derivation | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -65,3 +70,34 @@ class View:
                 ROUTE_TYPE: {r.name: r for r in self.routes},
             },
         )
+
+    def derive(
+        self,
+        changed: Mapping[str, Mapping[str, Message]],
+        *,
+        endpoints: tuple[ClusterLoadAssignment, ...] | None = None,
+        routes: tuple[RouteConfiguration, ...] | None = None,
+    ) -> View:
+        """A new view: this one with the `changed` resources (by type, then name) replaced. Only resources that
+        exist here may change (no names added or removed), so the sorted tuples keep their order; pass the
+        new `endpoints` / `routes` tuples when those types changed. The new view records its derivation, so
+        its snapshot is this one's patched rather than rebuilt. `self` is not touched."""
+        view = copy.copy(self)
+        by_type = {t: ({**m, **changed[t]} if t in changed else m) for t, m in self.by_type.items()}
+        object.__setattr__(view, "by_type", by_type)
+        if endpoints is not None:
+            object.__setattr__(view, "endpoints", endpoints)
+        if routes is not None:
+            object.__setattr__(view, "routes", routes)
+        derivation = Derivation(weakref.ref(self), {t: frozenset(m) for t, m in changed.items()})
+        object.__setattr__(view, "derived_from", derivation)
+        return view
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How a view was made from an earlier one. A weak reference: a view never keeps its predecessors alive
+    (the encoder can patch only a base it still holds a snapshot of)."""
+
+    base: weakref.ReferenceType[View]
+    changed: Mapping[str, frozenset[str]]

@@ -170,11 +170,12 @@ class Encoder:
         known = self._by_view.get(id(view))
         if known is not None and known[0] is view:
             return known[1]
-        hint = view.__dict__.get("derived_from")
-        if hint is not None:
-            base = self._by_view.get(id(hint[0]))
-            if base is not None and base[0] is hint[0]:
-                return self._remember(view, self._patched(view, base[1], hint[1], updated_at))
+        derivation = view.derived_from
+        base_view = derivation.base() if derivation is not None else None
+        if derivation is not None and base_view is not None:
+            base = self._by_view.get(id(base_view))
+            if base is not None and base[0] is base_view:
+                return self._remember(view, self._patched(view, base[1], derivation.changed, updated_at))
         resources: dict[str, dict[str, Resource]] = {}
         for type_url in PUSH_ORDER:
             resources[type_url] = {

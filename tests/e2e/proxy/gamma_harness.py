@@ -14,7 +14,6 @@ Plain code (no fixtures): the test modules build their fixtures on it.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import os
 import socket
@@ -35,6 +34,7 @@ from gammaxds.serve import ControlPlane
 from gammaxds.sources.files import ManifestSource
 from gammaxds.testing.envoy_process import Envoy
 from gammaxds.testing.gamma import eventually as shared_eventually
+from gammaxds.testing.http_client import Connection, request
 from gammaxds.translate import Translation
 from gammaxds.translate.names import PROXY_LISTENER
 from gammaxds.translate.view import PUSH_ORDER
@@ -197,12 +197,15 @@ class Pipeline:
             while True:
                 live = list(self.xds.streams)
                 cache = self.plane.cache
-                if self.translated is world and len(live) == streams and all(in_sync(s, cache) for s in live):
+                # The translator works on a successor of the published World (the same objects, its indexes
+                # carried over), so "this World was translated" compares the objects.
+                done = self.translated is not None and self.translated.objects is world.objects
+                if done and len(live) == streams and all(in_sync(s, cache) for s in live):
                     return time.monotonic() - self.published_at[id(world)]
                 if time.monotonic() > deadline:
                     raise AssertionError(
                         f"not all {streams} sidecars ACKed within {timeout}s "
-                        f"(translated: {self.translated is world}, {len(live)} streams):\n"
+                        f"(translated: {done}, {len(live)} streams):\n"
                         + json.dumps(describe_all(live), indent=1)
                     )
                 await asyncio.sleep(0.002)
@@ -220,12 +223,9 @@ class Pipeline:
 
     def proxies(self) -> list[dict[str, Any]]:
         """`/debug/proxies` from the admin server, over HTTP."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.admin.port, timeout=5)
-        try:
-            conn.request("GET", "/debug/proxies")
-            return list(json.loads(conn.getresponse().read()))
-        finally:
-            conn.close()
+        response = request(f"http://{self.admin_address}/debug/proxies")
+        assert response.status == 200, response.error or response.body
+        return list(response.json())
 
     # - a ManifestSource feeding the same ControlPlane (what `gammaxds serve --manifests DIR` runs)
     def start_manifests(self, paths: Sequence[Path]) -> ManifestSource:
@@ -286,25 +286,15 @@ class Reply:
 
 
 class Client:
-    """Requests on one keep-alive connection to a sidecar's outbound listener (reconnects when needed)."""
+    """Requests on one keep-alive connection to a sidecar's outbound listener; a request that fails is sent once
+    more on a new connection (the sidecar may have closed the idle one)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.conn: http.client.HTTPConnection | None = None
+        self.conn = Connection("127.0.0.1", port, timeout=5, retries=1)
 
     def get(self, host: str, path: str = "/", headers: Mapping[str, str] | None = None) -> Reply:
-        for attempt in range(2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            try:
-                self.conn.request("GET", path, headers={"Host": host, **(headers or {})})
-                response = self.conn.getresponse()
-                data = response.read()
-                break
-            except (OSError, http.client.HTTPException):
-                self.close()
-                if attempt:
-                    raise
+        response, data = self.conn.request("GET", path, {"Host": host, **(headers or {})})
         try:
             body = json.loads(data) if data else {}
         except ValueError:
@@ -312,9 +302,7 @@ class Client:
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        self.conn.close()
 
 
 @dataclass
