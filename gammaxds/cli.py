@@ -1,4 +1,4 @@
-"""The `gammaxds` command (SPEC.md, "The command line"): serve, translate, bootstrap, capture, inject, status,
+"""The `gammaxds` command (README, "Command line"): serve, translate, bootstrap, capture, inject, status,
 demo, completion."""
 
 from __future__ import annotations

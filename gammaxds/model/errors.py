@@ -58,7 +58,7 @@ class ObjectError:
         return f"{self.kind} {who}:{field} {self.reason}{where}{kept}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The `/debug/status` and `gammaxds translate` form (SPEC.md, "Status, for tools")."""
+        """The `/debug/status` and `gammaxds translate` form (README, "Refused inputs")."""
         return {
             "file": self.file,
             "document": self.document,

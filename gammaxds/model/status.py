@@ -1,5 +1,5 @@
 """Route status as the translator computes it and the status writer writes it: one entry per Service parentRef,
-with GAMMA.md's conditions. Plain data about model objects, so every stage may use it."""
+with the conditions of docs/gamma.md, "Status". Plain data about model objects, so every stage may use it."""
 
 from __future__ import annotations
 

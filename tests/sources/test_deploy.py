@@ -1,4 +1,4 @@
-"""The cluster manifests in deploy/kubernetes/ grant exactly what the sources use, and run what SPEC.md says."""
+"""The cluster manifests in deploy/kubernetes/ grant exactly what the sources use, and run what the README says."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rule precedence across merged routes (GAMMA.md, "Matching and precedence"), including our documented choices
+"""Rule precedence across merged routes (docs/gamma.md, "Precedence"), including our documented choices
 for regular expressions."""
 
 from __future__ import annotations

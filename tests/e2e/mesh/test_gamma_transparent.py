@@ -457,7 +457,7 @@ def test_request_redirects(env: Env, routes: Routes) -> None:
 
 @pytest.mark.xfail(strict=True, reason=(
     "known limitation (README): RequestRedirect {scheme: https} on a Service port other than 80 gives Location "
-    "https://HOST:443/... where GAMMA.md says https:443 SHOULD be left out. Envoy keeps the port of the request's "
+    "https://HOST:443/... where the Gateway API says https:443 SHOULD be left out. Envoy keeps the port of the request's "
     "Host unless port_redirect is set, and writes port_redirect into Location; dropping it would mean stripping "
     "Host ports for all traffic (strip_any_host_port), which changes what every backend sees"))
 def test_https_redirect_from_a_non_80_port_leaves_443_out(env: Env, routes: Routes) -> None:

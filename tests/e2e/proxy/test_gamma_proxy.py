@@ -415,7 +415,7 @@ def test_regex_too_complex_for_envoy_is_refused_and_the_rest_of_the_mesh_updates
 
 
 def test_endpoint_conditions_ready_and_terminating(mesh: Mesh, pair: Pair) -> None:
-    """GAMMA.md: ready serves; serving+terminating only when nothing is ready; not ready and not serving never."""
+    """docs/gamma.md: ready serves; serving+terminating only when nothing is ready; not ready and not serving never."""
     port = mesh.backends.port
 
     def slice_docs(endpoints: list[dict[str, Any]]) -> list[Doc]:
