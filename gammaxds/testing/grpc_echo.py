@@ -28,13 +28,15 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
+from .http_client import Connection, describe_error, response_headers
+from .jobs import answer_jobs
 from .mesh import PodSession
 
 if TYPE_CHECKING:
@@ -81,7 +83,7 @@ class EchoHandler(grpc.GenericRpcHandler):
         self.service_name = service
         self.pod = pod
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[bytes, bytes]:
         method = str(handler_call_details.method)
 
         def answer(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -205,17 +207,13 @@ def http1_call(
     HTTP/1.1 carries no trailers here, and a trailers-only answer puts it there), else OK for an HTTP 200 with
     a message, else gRPC's mapping of the HTTP status."""
     host, _, port = target.rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     headers = {"Host": authority or target, "Content-Type": "application/grpc", "TE": "trailers", **metadata}
     try:
-        conn.request("POST", method, body=b"\x00\x00\x00\x00\x00", headers=headers)
-        response = conn.getresponse()
-        data = response.read()
+        with Connection(host, int(port), timeout) as conn:
+            response, data = conn.request("POST", method, headers, b"\x00\x00\x00\x00\x00")
     except (OSError, http.client.HTTPException) as exc:
-        return "UNAVAILABLE", None, {}, f"{type(exc).__name__}: {exc}"
-    finally:
-        conn.close()
-    received = _metadata([(k.lower(), v) for k, v in response.getheaders()])
+        return "UNAVAILABLE", None, {}, describe_error(exc)
+    received = response_headers(response)  # joined as `_metadata` joins repeated gRPC metadata
     status = received.get("grpc-status")
     if response.status == 200 and status in (None, "0") and len(data) >= 5:
         size = int.from_bytes(data[1:5], "big")
@@ -246,11 +244,16 @@ class Caller:
     def _grpc_call(
         self, target: str, method: str, authority: str | None, metadata: Mapping[str, str], timeout: float
     ) -> Outcome:
-        stub = self.channel(target, authority).unary_unary(method)  # no (de)serializers: bytes both ways
+        # No (de)serializers: bytes both ways.
+        stub: grpc.UnaryUnaryMultiCallable[bytes, bytes] = self.channel(target, authority).unary_unary(method)
         try:
             raw, call = stub.with_call(b"", timeout=timeout, metadata=tuple(metadata.items()))
         except grpc.RpcError as err:
-            md = [*(err.initial_metadata() or ()), *(err.trailing_metadata() or ())]
+            failed = cast(grpc.Call, err)  # a blocking call fails with an RpcError that is also its grpc.Call
+            md: list[tuple[str, str | bytes]] = [
+                *(failed.initial_metadata() or ()),
+                *(failed.trailing_metadata() or ()),
+            ]
             return _code_name(err.code()), None, _metadata(md), err.details()
         md = [*(call.initial_metadata() or ()), *(call.trailing_metadata() or ())]
         return "OK", json.loads(raw), _metadata(md), None
@@ -408,21 +411,9 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _jobs(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    for line in lines:
-        if line.strip():
-            try:
-                yield dict(json.loads(line))
-            except (ValueError, TypeError) as exc:  # not JSON, or JSON but not an object
-                yield {"error": f"not a JSON job: {exc}"}
-
-
 def _session(_args: argparse.Namespace) -> int:
     with Caller() as caller:
-        for job in _jobs(iter(sys.stdin)):
-            out = job if "error" in job else run_job(caller, job)
-            sys.stdout.write(json.dumps(out) + "\n")
-            sys.stdout.flush()
+        answer_jobs(lambda job: run_job(caller, job))
     return 0
 
 

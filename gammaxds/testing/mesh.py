@@ -20,6 +20,9 @@ Usage:
         assert client.http(f"http://{server.ip}:8080/").json()["service"] == "echo"
 
 Sidecars reach the control plane through `mesh.unix_address("xds")`: Unix sockets cross network namespaces.
+The Python programs the harness runs in pods are modules of this package, started by `python_module`: the demo
+app (`Pod.start_echo`), the HTTP client (`pod_http`: `Pod.http`, `Pod.http_many`, `Pod.session`) and a listener
+reporting each connection's original destination (`original_dst`: `Pod.start_original_dst_echo`).
 """
 
 from __future__ import annotations
@@ -47,12 +50,20 @@ from typing import Any, Self
 
 from gammaxds import capture
 
+# Re-exported: what `Pod.http`, `Pod.http_many` and `HttpSession` return.
+from .http_client import HttpResult as HttpResult
+from .http_client import Tally as Tally
+from .pod_http import http_job, many_job
+
 NAME_RE = re.compile(r"^gx(\d+)-\d+-")
 _POD_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 _NETNS_DIR = Path("/var/run/netns")
 # `ip netns exec NS` bind-mounts /etc/netns/NS/<file> over /etc/<file>: a pod's own /etc/hosts.
 _ETC_NETNS = Path("/etc/netns")
 _counter = itertools.count()
+# The programs pods run from this package (`python_module`): the HTTP client, the stand-in for a sidecar.
+POD_HTTP = "gammaxds.testing.pod_http"
+ORIGINAL_DST = "gammaxds.testing.original_dst"
 
 
 class MeshError(RuntimeError):
@@ -172,182 +183,16 @@ class Proc:
                 self.popen.wait(wait)
 
 
-@dataclass
-class HttpResult:
-    """One HTTP exchange made from inside a pod; `status` is 0 and `error` set when there was no response."""
+def python_module(module: str, *args: str) -> list[str]:
+    """The argv that runs one of this package's programs (`python -m MODULE ARGS`) in a pod.
 
-    status: int
-    headers: dict[str, str]
-    body: str
-    error: str | None = None
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
-
-
-# A one-shot HTTP client run inside the pod (stdlib only, started with -I -S for speed).
-_HTTP_CLIENT = r"""
-import http.client, json, sys, urllib.parse
-url, method, timeout, headers, body = sys.argv[1:6]
-u = urllib.parse.urlsplit(url)
-target = (u.path or "/") + ("?" + u.query if u.query else "")
-try:
-    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=float(timeout))
-    conn.request(method, target, body=body or None, headers=json.loads(headers))
-    resp = conn.getresponse()
-    text = resp.read().decode("utf-8", "replace")
-    out = {"status": resp.status, "headers": dict(resp.getheaders()), "body": text}
-except Exception as exc:
-    out = {"status": 0, "headers": {}, "body": "", "error": f"{type(exc).__name__}: {exc}"}
-print(json.dumps(out))
-"""
-
-# A batch HTTP client run inside the pod (stdlib only). With an argument it runs that one job and exits; without,
-# it serves jobs read from stdin, one JSON object a line, answering each with one JSON line (a session).
-#   {"op": "http", url, method, headers, body, timeout}   one request on a new connection (as curl would);
-#                                                          response header names lowercased, repeats joined
-#   {"op": "many", url, n, method, headers, fields, timeout}   n requests over one keep-alive connection
-#                                                          (reopened when the server closes it), tallied by
-#                                                          [status, *body[field] for field in fields]
-_HTTP_AGENT = r"""
-import http.client, json, sys, urllib.parse
-
-def _conn(u, timeout):
-    return http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
-
-def _target(u):
-    return (u.path or "/") + ("?" + u.query if u.query else "")
-
-def one(job):
-    u = urllib.parse.urlsplit(job["url"])
-    try:
-        conn = _conn(u, float(job.get("timeout", 5)))
-        try:
-            conn.request(job.get("method", "GET"), _target(u), body=job.get("body") or None,
-                         headers=job.get("headers") or {})
-            resp = conn.getresponse()
-            text = resp.read().decode("utf-8", "replace")
-        finally:
-            conn.close()
-        return {"status": resp.status, "headers": _headers(resp), "body": text}
-    except Exception as exc:
-        return {"status": 0, "headers": {}, "body": "", "error": f"{type(exc).__name__}: {exc}"}
-
-def _headers(resp):
-    out = {}  # a header sent several times is joined with ", " (as HTTP allows), not overwritten
-    for k, v in resp.getheaders():
-        k = k.lower()
-        out[k] = out[k] + ", " + v if k in out else v
-    return out
-
-def many(job):
-    u = urllib.parse.urlsplit(job["url"])
-    timeout, fields = float(job.get("timeout", 5)), job.get("fields") or []
-    method, headers, target = job.get("method", "GET"), job.get("headers") or {}, _target(u)
-    tally, errors, conn = {}, [], None
-    for _ in range(int(job["n"])):
-        try:
-            if conn is None:
-                conn = _conn(u, timeout)
-            conn.request(method, target, headers=headers)
-            resp = conn.getresponse()
-            text = resp.read().decode("utf-8", "replace")
-            if resp.will_close:
-                conn.close()
-                conn = None
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = {}
-            key = [resp.status] + [data.get(f) if isinstance(data, dict) else None for f in fields]
-        except Exception as exc:
-            if conn is not None:
-                conn.close()
-            conn = None
-            errors.append(f"{type(exc).__name__}: {exc}")
-            key = [0] + [None] * len(fields)
-        k = json.dumps(key)
-        tally[k] = tally.get(k, 0) + 1
-    if conn is not None:
-        conn.close()
-    return {"tally": [[json.loads(k), v] for k, v in tally.items()], "errors": errors[:5]}
-
-def run(job):
-    return many(job) if job.get("op") == "many" else one(job)
-
-if len(sys.argv) > 1:
-    print(json.dumps(run(json.loads(sys.argv[1]))))
-else:
-    for line in sys.stdin:
-        if line.strip():
-            sys.stdout.write(json.dumps(run(json.loads(line))) + "\n")
-            sys.stdout.flush()
-"""
-
-# A TCP listener that answers any request with the connection's original destination (SO_ORIGINAL_DST),
-# standing in for the sidecar to prove what capture delivers.
-_ORIGINAL_DST_ECHO = r"""
-import json, socket, struct, sys
-SO_ORIGINAL_DST = 80
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(64)
-print("listening", flush=True)
-while True:
-    conn, peer = srv.accept()
-    with conn:
-        conn.settimeout(5)
-        try:
-            port, ip = struct.unpack("!2xH4s8x", conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16))
-            original = f"{socket.inet_ntoa(ip)}:{port}"
-        except OSError:
-            original = None
-        data = b""
-        try:
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            local = conn.getsockname()
-            body = json.dumps({"original_dst": original, "peer": f"{peer[0]}:{peer[1]}",
-                               "local": f"{local[0]}:{local[1]}"}).encode()
-            head = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            conn.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        except OSError:
-            pass
-"""
-
-
-@dataclass
-class Tally:
-    """What `many` requests got: counts keyed by (status, *the requested body fields)."""
-
-    counts: dict[tuple[Any, ...], int]
-    errors: list[str]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def count(self, *key: Any) -> int:
-        """Requests whose key starts with `key` (e.g. `count(200)` or `count(200, "echo-v1")`)."""
-        return sum(n for k, n in self.counts.items() if k[: len(key)] == key)
-
-    def by(self, index: int) -> dict[Any, int]:
-        """Counts summed by one position of the key (0 is the status, 1 the first field, ...)."""
-        out: dict[Any, int] = {}
-        for k, n in self.counts.items():
-            out[k[index]] = out.get(k[index], 0) + n
-        return out
-
-
-def _tally(out: Mapping[str, Any]) -> Tally:
-    return Tally({tuple(k): n for k, n in out["tally"]}, list(out.get("errors", [])))
+    The test's own interpreter with the test's environment (`Pod.popen`, `Pod.run` and `PodSession` pass it
+    on), so a pod process imports the package from where the test process found it: the venv's install of the
+    checkout, or PYTHONPATH. Started as another uid, a process would import it only where that uid can read the
+    checkout and the venv; the one pod process that runs as another uid, Envoy (`Pod.start_envoy(uid=...)`),
+    needs neither (`Mesh.envoy_for_any_user`).
+    """
+    return [sys.executable, "-m", module, *args]
 
 
 class PodSession:
@@ -404,18 +249,24 @@ class PodSession:
 
 
 class HttpSession(PodSession):
-    """A long-lived HTTP client in a pod. Each `http` opens a new connection (as `curl` would); `many` sends N
-    requests over one keep-alive connection and returns a `Tally`."""
+    """A long-lived HTTP client in a pod (`python -m gammaxds.testing.pod_http`, a session). Each `http` opens a
+    new connection (as `curl` would); `many` sends N requests over one keep-alive connection and returns a
+    `Tally`."""
 
     def __init__(self, pod: Pod) -> None:
-        super().__init__(pod, [sys.executable, "-I", "-S", "-u", "-c", _HTTP_AGENT], "http session")
+        super().__init__(pod, python_module(POD_HTTP), "http session")
+
+    def _answer(self, job: Mapping[str, Any], timeout: float, key: str) -> Mapping[str, Any]:
+        out = self.exchange(job, timeout)
+        if not isinstance(out, dict) or key not in out:
+            raise MeshError(f"{self.label} in pod {self.pod.name} failed {job}: {out}")
+        return out
 
     def http(self, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
              body: str = "", timeout: float = 5.0) -> HttpResult:
         """One request on a new connection; connection errors land in `error` (status 0)."""
-        out = self.exchange({"op": "http", "url": url, "method": method, "headers": dict(headers or {}),
-                          "body": body, "timeout": timeout}, timeout + 5)
-        return HttpResult(out["status"], out["headers"], out["body"], out.get("error"))
+        job = http_job(url, method, headers, body, timeout)
+        return HttpResult.from_json(self._answer(job, timeout + 5, "status"))
 
     def many(self, url: str, n: int, method: str = "GET", headers: Mapping[str, str] | None = None,
              fields: Sequence[str] = (), timeout: float = 5.0, total_timeout: float = 60.0) -> Tally:
@@ -423,9 +274,9 @@ class HttpSession(PodSession):
 
         Through a sidecar this is ~1 ms a request; straight to the demo app (no Envoy) a reused connection costs
         ~40 ms a request (the app writes headers and body separately: Nagle meets delayed ACK)."""
-        return _tally(self.exchange({"op": "many", "url": url, "n": n, "method": method,
-                                  "headers": dict(headers or {}), "fields": list(fields), "timeout": timeout},
-                                 total_timeout))
+        job = many_job(url, n, method, headers, fields, timeout)
+        return Tally.from_json(self._answer(job, total_timeout, "tally"))
+
 
 def _pod_env(env: Mapping[str, str] | None) -> dict[str, str]:
     """Our environment (or `env`) minus proxy variables, so pod traffic never leaves the mesh."""
@@ -530,8 +381,7 @@ class Pod:
     def start_original_dst_echo(self, port: int = capture.DEFAULT_PORT, host: str = "127.0.0.1",
                                 timeout: float = 10.0) -> Proc:
         """Listen where the sidecar would and answer each request with its SO_ORIGINAL_DST (JSON)."""
-        proc = self.popen([sys.executable, "-I", "-S", "-c", _ORIGINAL_DST_ECHO, host, str(port)],
-                          name="original-dst")
+        proc = self.popen(python_module(ORIGINAL_DST, host, str(port)), name="original-dst")
         self.wait_listening(port, proc, timeout)
         return proc
 
@@ -589,29 +439,29 @@ class Pod:
 
     def http(self, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
              body: str = "", timeout: float = 5.0) -> HttpResult:
-        """Send one HTTP/1.1 request from inside the pod (no proxy); connection errors land in `error`."""
-        argv = [sys.executable, "-I", "-S", "-c", _HTTP_CLIENT, url, method, str(timeout),
-                json.dumps(dict(headers or {})), body]
-        done = self.run(argv, timeout=timeout + 10)
-        try:
-            out = json.loads(done.stdout)
-        except ValueError:
-            raise MeshError(f"http client in pod {self.name} printed no result: {done.stdout!r} "
-                            f"{done.stderr!r}") from None
-        return HttpResult(out["status"], out["headers"], out["body"], out.get("error"))
+        """Send one HTTP/1.1 request from inside the pod (no proxy), from a process of its own; connection errors
+        land in `error`. Response header names are lowercased, repeated headers joined (`http_client`)."""
+        out = self._run_job(http_job(url, method, headers, body, timeout), timeout + 10, "status")
+        return HttpResult.from_json(out)
 
     def http_many(self, url: str, n: int, method: str = "GET", headers: Mapping[str, str] | None = None,
                   fields: Sequence[str] = (), timeout: float = 5.0, total_timeout: float = 60.0) -> Tally:
         """`n` requests from one process in the pod over a keep-alive connection, tallied by
         (status, *body[field] for field in fields); e.g. `fields=("pod",)` counts which backend answered."""
-        job = {"op": "many", "url": url, "n": n, "method": method, "headers": dict(headers or {}),
-               "fields": list(fields), "timeout": timeout}
-        done = self.run([sys.executable, "-I", "-S", "-c", _HTTP_AGENT, json.dumps(job)], timeout=total_timeout)
+        out = self._run_job(many_job(url, n, method, headers, fields, timeout), total_timeout, "tally")
+        return Tally.from_json(out)
+
+    def _run_job(self, job: Mapping[str, Any], timeout: float, key: str) -> Mapping[str, Any]:
+        """Run `pod_http` with one job in the pod; its answer, which must hold `key`."""
+        done = self.run(python_module(POD_HTTP, json.dumps(job)), timeout=timeout, check=False)
         try:
-            return _tally(json.loads(done.stdout))
-        except (ValueError, KeyError):
-            raise MeshError(f"http_many in pod {self.name} printed no result: {done.stdout!r} "
-                            f"{done.stderr!r}") from None
+            out = json.loads(done.stdout)
+        except ValueError:
+            out = None
+        if not isinstance(out, dict) or key not in out:
+            raise MeshError(f"http client in pod {self.name} gave no result for {job} ({done.returncode}): "
+                            f"{done.stdout!r} {done.stderr[-2000:]!r}")
+        return out
 
     def session(self) -> HttpSession:
         """A long-lived HTTP client in this pod (fast repeated requests); close it, or the mesh does."""

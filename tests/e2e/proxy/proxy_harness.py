@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from gammaxds.testing.http_client import Connection, request
 from gammaxds.translate.view import View, ViewKey
 from gammaxds.xds import SnapshotCache, XdsServer, start_xds_server
 
@@ -19,26 +20,18 @@ from gammaxds.xds import SnapshotCache, XdsServer, start_xds_server
 
 
 def get(port: int, path: str = "/", host: str = "svc", timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
-    """One request through a sidecar's outbound listener; (status, JSON body or {})."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    """One request through a sidecar's outbound listener; (status, JSON body or {}), status 0 when there was
+    no response."""
+    response = request(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Host": host})
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    try:
-        return response.status, json.loads(body)
-    except ValueError:
+        return response.status, dict(response.json())
+    except (ValueError, TypeError):
         return response.status, {}
 
 
 async def aget(port: int, path: str = "/", host: str = "svc") -> tuple[int, dict[str, Any]]:
     """`get` off the event loop, so the in-process control plane keeps running."""
-    try:
-        return await asyncio.to_thread(get, port, path, host)
-    except OSError:
-        return 0, {}
+    return await asyncio.to_thread(get, port, path, host)
 
 
 async def wait_for_service(port: int, service: str, timeout: float = 10.0) -> float:
@@ -65,21 +58,17 @@ class Load(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        while not self._stop_event.is_set():
-            try:
-                conn.request("GET", "/", headers={"Host": "svc"})
-                response = conn.getresponse()
-                body = response.read()
+        with Connection("127.0.0.1", self.port, timeout=5) as conn:  # reopened after a failure
+            while not self._stop_event.is_set():
+                try:
+                    response, body = conn.request("GET", "/", {"Host": "svc"})
+                except (OSError, http.client.HTTPException) as err:
+                    self.errors.append(repr(err))
+                    continue
                 self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
                 if response.status == 200:
                     service = json.loads(body)["service"]
                     self.services[service] = self.services.get(service, 0) + 1
-            except (OSError, http.client.HTTPException) as err:
-                self.errors.append(repr(err))
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        conn.close()
 
     @property
     def total(self) -> int:
