@@ -4,9 +4,8 @@ the previous World is returned as the very same message (the snapshot cache then
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
 from functools import cached_property, partial
-from typing import Any, TypeVar
+from typing import Any
 
 from envoy.config.route.v3 import route_pb2
 
@@ -17,6 +16,7 @@ from .binding import Bindings, PortKey, bind_routes
 from .clusters import blackhole_cluster, build_cluster, passthrough_cluster
 from .decisions import decide, rule_references
 from .endpoints import build_load_assignment
+from .incremental import path_for
 from .ir import RuleDecision
 from .listeners import (
     proxy_listener,
@@ -24,6 +24,7 @@ from .listeners import (
     virtual_inbound_listener,
     virtual_outbound_listener,
 )
+from .memo import Memo
 from .names import PROXY_ROUTE_CONFIG, cluster_name, route_config_name
 from .protos import base_pb2
 from .protos import route_components_pb2 as rc
@@ -33,44 +34,15 @@ from .services import is_http, parent_problem, proxied_ports
 from .statuses import route_statuses
 from .view import ENDPOINT_TYPE, ROUTE_TYPE, View, ViewKey
 
-T = TypeVar("T")
 ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute"})
-
-
-class _Memo:
-    """Results keyed by name, reused while every input is the identical object; entries unused by the latest
-    World are dropped when the next World is loaded (two generations)."""
-
-    def __init__(self) -> None:
-        self.current: dict[Hashable, tuple[tuple[Any, ...], Any]] = {}
-        self.previous: dict[Hashable, tuple[tuple[Any, ...], Any]] = {}
-        self.built = 0
-
-    def next_generation(self) -> None:
-        self.previous, self.current = self.current, {}
-
-    def get(self, key: Hashable, inputs: tuple[Any, ...], build: Callable[[], T]) -> T:
-        for gen in (self.current, self.previous):
-            hit = gen.get(key)
-            if (
-                hit is not None
-                and len(hit[0]) == len(inputs)
-                and all(a is b for a, b in zip(hit[0], inputs, strict=True))
-            ):
-                self.current[key] = hit
-                return hit[1]  # type: ignore[no-any-return]
-        value = build()
-        self.current[key] = (inputs, value)
-        self.built += 1
-        return value
 
 
 class Translator:
     """Keeps memos across Worlds. `load(world)` gives a Translation whose views are built on demand."""
 
     def __init__(self) -> None:
-        self.memos: dict[str, _Memo] = {
-            name: _Memo()
+        self.memos: dict[str, Memo] = {
+            name: Memo()
             for name in ("decision", "cluster", "endpoints", "listener", "route_config", "vhost", "proxy", "view")
         }
         self._last: Translation | None = None
@@ -82,11 +54,12 @@ class Translator:
             changed = world.diff(last.world)
             world = world.successor_of(last.world, changed)
         derived = None
-        if last is not None and changed is not None and Translation.endpoints_only(changed):
+        path = path_for(kind for kind, _ns, _name in changed) if changed is not None else "full"
+        if last is not None and changed is not None and path == "endpoints":
             # Only EndpointSlices changed: everything but their ClusterLoadAssignments is reused as is, and
             # the memos keep their generation (nothing else was looked at, so nothing else may be dropped).
             derived = Translation(self, world, last, changed)
-        elif last is not None and changed is not None and Translation.routes_only(changed):
+        elif last is not None and changed is not None and path == "routes":
             # Only routes changed: the same, for the route configurations of the Service ports they bind.
             derived = Translation.after_route_change(self, world, last)
         if derived is not None:
@@ -130,14 +103,6 @@ class Translation:
             return
         self.bindings: Bindings = bind_routes(world)
         self.consumer_namespaces = self.bindings.consumer_namespaces()
-
-    @staticmethod
-    def endpoints_only(changed: set[Key]) -> bool:
-        return all(kind == "EndpointSlice" for kind, _ns, _name in changed)
-
-    @staticmethod
-    def routes_only(changed: set[Key]) -> bool:
-        return all(kind in ROUTE_KINDS for kind, _ns, _name in changed)
 
     @classmethod
     def after_route_change(
