@@ -145,9 +145,17 @@ def rule_sets(
     return out
 
 
-def rules(service_cidr: str | Iterable[str], port: int = DEFAULT_PORT, **options: object) -> list[list[str]]:
+def rules(
+    service_cidr: str | Iterable[str],
+    port: int = DEFAULT_PORT,
+    *,
+    proxy_uid: int | None = DEFAULT_PROXY_UID,
+    inbound: bool = False,
+    inbound_port: int = INBOUND_PORT,
+) -> list[list[str]]:
     """Every iptables/ip6tables command (full argv) that installs capture in an empty `nat` table, in order."""
-    return [cmd for rs in rule_sets(service_cidr, port, **options) for cmd in rs.commands()]  # type: ignore[arg-type]
+    sets = rule_sets(service_cidr, port, proxy_uid=proxy_uid, inbound=inbound, inbound_port=inbound_port)
+    return [cmd for rs in sets for cmd in rs.commands()]
 
 
 def removal_rules(program: str = "iptables") -> list[list[str]]:

@@ -27,6 +27,7 @@ def _mark_paths(parser: argparse.ArgumentParser) -> None:
             for sub in action.choices.values():
                 _mark_paths(sub)
         elif action.metavar in FILE_METAVARS:
+            # shtab reads `complete` from the action, an attribute argparse's stubs do not declare.
             action.complete = shtab.FILE  # type: ignore[attr-defined]
         elif action.metavar in DIRECTORY_METAVARS:
             action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]

@@ -15,10 +15,11 @@ Pure: a Translation in, plain data out (JSON-ready).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from gammaxds.model import World
-from gammaxds.model.gateway import BackendObjectReference
+from gammaxds.model.gateway import BackendObjectReference, GRPCRouteRule, HTTPRouteRule
 from gammaxds.translate import Translation
 from gammaxds.translate.backends import resolve_backend
 from gammaxds.translate.binding import PortKey
@@ -58,7 +59,8 @@ def _edges(translation: Translation, client: str) -> list[dict[str, Any]]:
         service_ns, service_name, number = port
         _, routes = bindings.routes_for(port, service_ns if client == PRODUCER_VIEW else client)
         for route in routes:
-            for index, rule in enumerate(route.spec.rules):
+            rules: Sequence[HTTPRouteRule | GRPCRouteRule] = route.spec.rules
+            for index, rule in enumerate(rules):
                 for ref in rule.backend_refs:
                     namespace = ref.namespace or route.namespace
                     backend = resolve_backend(world, ref, route.namespace)

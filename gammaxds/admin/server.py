@@ -128,7 +128,7 @@ class Admin:
             return _json({"error": "namespace is required: /debug/config?namespace=NS"}, 400)
         if capture not in CAPTURES:
             return _json({"error": f"capture must be one of {', '.join(CAPTURES)}"}, 400)
-        key = ViewKey(namespace, capture, query.get("outbound", DEFAULT_OUTBOUND))  # type: ignore[arg-type]
+        key = ViewKey(namespace, capture, query.get("outbound", DEFAULT_OUTBOUND))
         snap = self.cache.view(key)
         if snap is None:
             return _json({"error": "no configuration yet"}, 503)

@@ -16,6 +16,7 @@ can be pasted into any shell as they are: URLs quoted, gammaxds named by its abs
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -263,12 +264,14 @@ def start_mesh(workdir: Path) -> Mesh:
         )
         mesh.sidecars[ns] = sidecar
     for _, _, pod, _ in PODS:
-        mesh.wait(f"the demo pod {pod}", lambda pod=pod: mesh.said(f"{pod}.log", " listening on "))
+        mesh.wait(f"the demo pod {pod}", functools.partial(mesh.said, f"{pod}.log", " listening on "))
+
+    def routes(sidecar: Sidecar) -> bool:
+        return sidecar.get("ratings.store", "/", timeout=2).status == 200
+
     for sidecar in mesh.sidecars.values():
         mesh.wait(
-            f"the sidecar of namespace {sidecar.namespace}",
-            lambda s=sidecar: s.get("ratings.store", "/", timeout=2).status == 200,
-            timeout=30,
+            f"the sidecar of namespace {sidecar.namespace}", functools.partial(routes, sidecar), timeout=30
         )
     return mesh
 

@@ -86,7 +86,11 @@ async def ensure_ca_bundle(api: client.ApiClient, name: str, ca_pem: bytes) -> b
         try:
             await call_json(
                 hooks.patch_mutating_webhook_configuration(
-                    name, patch, _content_type="application/merge-patch+json", _preload_content=False
+                    name,
+                    patch,
+                    # Accepted at run time (it picks the patch type); missing from the stubs.
+                    _content_type="application/merge-patch+json",  # type: ignore[call-arg]
+                    _preload_content=False,
                 )
             )
         except ApiException as err:

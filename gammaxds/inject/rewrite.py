@@ -331,7 +331,9 @@ def _downward(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _containers(config: InjectConfig, *, inbound: bool, resources: dict[str, dict[str, str]]) -> list[dict]:
+def _containers(
+    config: InjectConfig, *, inbound: bool, resources: dict[str, dict[str, str]]
+) -> list[dict[str, Any]]:
     """The three init containers, in the order the kubelet runs them."""
     cidrs = [arg for cidr in config.service_cidrs for arg in ("--service-cidr", cidr)]
     locked_down = {
@@ -528,7 +530,10 @@ def _proxy_resources(annotations: Mapping[str, Any], where: _Where) -> dict[str,
             paths[(section, resource)] = path
     for resource in ("cpu", "memory"):
         request, limit = resources["requests"][resource], resources["limits"][resource]
-        if _quantity(request) > _quantity(limit):  # type: ignore[operator]
+        request_amount, limit_amount = _quantity(request), _quantity(limit)
+        # Both parse: the defaults are quantities, and every annotation was checked above.
+        assert request_amount is not None and limit_amount is not None
+        if request_amount > limit_amount:
             path = paths.get(("requests", resource)) or paths[("limits", resource)]
             raise where.error(path, f"the proxy's {resource} request {request} exceeds its limit {limit}")
     return resources

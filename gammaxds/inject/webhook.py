@@ -30,7 +30,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -58,7 +58,9 @@ class BadReview(ValueError):
     """A body that is no AdmissionReview v1 request: answered with HTTP 400."""
 
 
-def _response(uid: str, *, patch: list[dict[str, Any]] | None = None, warning: str | None = None) -> dict:
+def _response(
+    uid: str, *, patch: list[dict[str, Any]] | None = None, warning: str | None = None
+) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     if patch:
         response["patchType"] = "JSONPatch"
@@ -99,7 +101,9 @@ def _is_pod_create(request: Mapping[str, Any]) -> bool:
     )
 
 
-async def review(request: Mapping[str, Any], config: InjectConfig, namespace_labels: NamespaceLabels) -> dict:
+async def review(
+    request: Mapping[str, Any], config: InjectConfig, namespace_labels: NamespaceLabels
+) -> dict[str, Any]:
     """The AdmissionReview answering `request` (already parsed): the decision described in the module doc."""
     uid = str(request["uid"])
     if not _is_pod_create(request):
@@ -107,7 +111,9 @@ async def review(request: Mapping[str, Any], config: InjectConfig, namespace_lab
     pod = request.get("object")
     if not isinstance(pod, dict):
         return _response(uid, warning="gammaxds: request.object: missing; the pod was not injected")
-    meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    meta = pod.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     namespace = str(request.get("namespace") or meta.get("namespace") or "")
     try:
         labels = await namespace_labels(namespace)
@@ -179,7 +185,8 @@ class WebhookServer:
                 reason = str(err)
             raise WebhookError(f"cannot serve the webhook on {address}: {reason}") from None
         self._runner = runner
-        server = site._server
+        # TCPSite's server is the one loop.create_server returned: an asyncio.Server, which has `sockets`.
+        server = cast(asyncio.Server | None, site._server)
         assert server is not None and server.sockets
         self.port = int(server.sockets[0].getsockname()[1])
         return self

@@ -503,7 +503,7 @@ GRPCFilterType = Literal["RequestHeaderModifier", "ResponseHeaderModifier", "Req
 
 
 class GRPCRouteFilter(HTTPRouteFilter):
-    type: GRPCFilterType  # type: ignore[assignment]
+    type: GRPCFilterType
 
 
 class GRPCBackendRef(BackendObjectReference):

@@ -72,7 +72,9 @@ def parse_object(
         out.errors.append(ObjectError("?", "", "?", prefix, reason, file, document))
         return out
     kind = raw.get("kind")
-    meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    meta = raw.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     name, namespace = str(meta.get("name", "?")), str(meta.get("namespace", "default"))
     if kind == "List" or (isinstance(kind, str) and kind.endswith("List") and "items" in raw):
         for i, item in enumerate(raw.get("items") or []):

@@ -191,14 +191,14 @@ class ManifestSource:
         objects = list(zip(loaded.objects, (doc for _file, doc in loaded.origins), strict=True))
         now = {key_of(o) for o, _doc in objects}
         before = {key_of(o): (o, doc) for o, doc in state.objects}
-        errors = []
-        for err in loaded.errors:
-            key = (err.kind, err.namespace, err.name)
+        errors: list[ObjectError] = []
+        for error in loaded.errors:
+            key = (error.kind, error.namespace, error.name)
             if key not in now and key in before:
                 objects.append(before[key])  # the object's last valid version stays
                 now.add(key)
-                err = err.kept("previous version")
-            errors.append(err)
+                error = error.kept("previous version")
+            errors.append(error)
         state.objects, state.errors, state.warnings = objects, errors, loaded.warnings
         self._report(errors)
         for warning in loaded.warnings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import ClientResponse
 from kubernetes_asyncio import client, config
@@ -21,7 +21,8 @@ async def api_client(kubeconfig: str | None = None, *, in_cluster: bool = False)
     """An ApiClient for the pod's service account (`in_cluster`) or a kubeconfig (default ~/.kube/config)."""
     configuration = client.Configuration()
     if in_cluster:
-        config.load_incluster_config(client_configuration=configuration)
+        # kubernetes_asyncio leaves this function unannotated.
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     return client.ApiClient(configuration=configuration)
@@ -53,9 +54,15 @@ async def check(response: ClientResponse) -> ClientResponse:
     raise status_error(response.status, body, response.reason or "")
 
 
-async def call_json(call: Awaitable[ClientResponse]) -> dict[str, Any]:
+def raw_response(result: object) -> ClientResponse:
+    """What a call made with `_preload_content=False` returned: aiohttp's response, undecoded. The
+    annotations of `kubernetes_asyncio` name the decoded model (V1Lease, ...) whatever that argument says."""
+    return cast(ClientResponse, result)
+
+
+async def call_json(call: Awaitable[object]) -> dict[str, Any]:
     """Await an API call made with `_preload_content=False` and return its JSON body."""
-    response = await check(await call)
+    response = await check(raw_response(await call))
     try:
         data = json.loads(await response.read())
     finally:

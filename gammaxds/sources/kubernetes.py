@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import ClientResponse
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -26,7 +25,7 @@ from ..model.base import LENIENT
 from ..model.gateway import GATEWAY_GROUP
 from ..model.world import Key
 from .base import Publish, Store
-from .kubeclient import Backoff, call_json, check, status_error
+from .kubeclient import Backoff, call_json, check, raw_response, status_error
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,9 @@ class _Gone(Exception):
     """The resourceVersion we hold is older than the API server keeps: relist."""
 
 
-def _lister(api: client.ApiClient, res: Resource, version: str) -> Callable[..., Awaitable[ClientResponse]]:
-    """The `kubernetes_asyncio` list/watch call for a resource, across all namespaces."""
+def _lister(api: client.ApiClient, res: Resource, version: str) -> Callable[..., Awaitable[object]]:
+    """The `kubernetes_asyncio` list/watch call for a resource, across all namespaces. Made with
+    `_preload_content=False`, it returns aiohttp's response (`raw_response`)."""
     if res.plural == "namespaces":
         return client.CoreV1Api(api).list_namespace
     if res.plural == "services":
@@ -71,7 +71,7 @@ def _lister(api: client.ApiClient, res: Resource, version: str) -> Callable[...,
         return client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces
     custom = client.CustomObjectsApi(api)
 
-    def list_custom(**kwargs: Any) -> Awaitable[ClientResponse]:
+    def list_custom(**kwargs: Any) -> Awaitable[object]:
         return custom.list_cluster_custom_object(res.group, version, res.plural, **kwargs)
 
     return list_custom
@@ -251,13 +251,15 @@ class KubernetesSource:
     async def _watch(self, res: Resource) -> int:
         call = _lister(self.api, res, self.versions[res.kind])
         response = await check(
-            await call(
-                watch=True,
-                resource_version=self.resource_versions[res.kind],
-                allow_watch_bookmarks=True,
-                timeout_seconds=self.watch_timeout,
-                _preload_content=False,
-                _request_timeout=(10, self.watch_timeout + 30),
+            raw_response(
+                await call(
+                    watch=True,
+                    resource_version=self.resource_versions[res.kind],
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=self.watch_timeout,
+                    _preload_content=False,
+                    _request_timeout=(10, self.watch_timeout + 30),
+                )
             )
         )
         events = 0

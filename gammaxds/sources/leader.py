@@ -300,10 +300,23 @@ class LeaderElector:
                 "leaseTransitions": 0,
             },
         }
-        await call_json(self.leases.create_namespaced_lease(self.namespace, body, _preload_content=False))
+        # The stubs want a V1Lease; the client serialises a plain dict as it is.
+        await call_json(
+            self.leases.create_namespaced_lease(
+                self.namespace,
+                body,  # type: ignore[arg-type]
+                _preload_content=False,
+            )
+        )
 
     async def _replace(self, lease: dict[str, Any], spec: dict[str, Any]) -> None:
         body = {**lease, "spec": spec}  # carries metadata.resourceVersion: a concurrent change gets 409
+        # The stubs want a V1Lease; the client serialises a plain dict as it is.
         await call_json(
-            self.leases.replace_namespaced_lease(self.name, self.namespace, body, _preload_content=False)
+            self.leases.replace_namespaced_lease(
+                self.name,
+                self.namespace,
+                body,  # type: ignore[arg-type]
+                _preload_content=False,
+            )
         )

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ..model import World
+from ..model import Route, World
 from ..model.gateway import GATEWAY_GROUP
 from ..model.status import DEFAULT_CONTROLLER, RouteKey, RouteStatuses
 from .kubeclient import Backoff, call_json
@@ -162,7 +162,8 @@ class StatusWriter:
                         PLURALS[kind],
                         name,
                         patch,
-                        _content_type="application/merge-patch+json",
+                        # Accepted at run time (it picks the patch type); missing from the stubs.
+                        _content_type="application/merge-patch+json",  # type: ignore[call-arg]
                         _preload_content=False,
                     )
                 )
@@ -219,7 +220,7 @@ class StatusUpdater:
             world = self._world
             assert world is not None
             statuses = self.compute(world)
-            in_world = {("HTTPRoute", *k): r for k, r in world.http_routes.items()}
+            in_world: dict[RouteKey, Route] = {("HTTPRoute", *k): r for k, r in world.http_routes.items()}
             in_world |= {("GRPCRoute", *k): r for k, r in world.grpc_routes.items()}
             routes = {
                 key: obj

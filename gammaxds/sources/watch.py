@@ -337,5 +337,10 @@ class ManifestWatcher:
         try:
             return await asyncio.shield(making)
         except asyncio.CancelledError:
-            making.add_done_callback(lambda f: f.exception() is None and f.result().stop())
+
+            def stop_once_made(made: asyncio.Future[_Pump]) -> None:
+                if made.exception() is None:
+                    made.result().stop()
+
+            making.add_done_callback(stop_once_made)
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from gammaxds.xds.resources import Resource, item_token, set_version
 
@@ -65,7 +66,7 @@ class Holdings:
     def get(self, name: str) -> Entry | None:
         entry = self._overrides.get(name, _MISSING)
         if entry is not _MISSING:
-            return entry  # type: ignore[return-value]
+            return cast("Entry | None", entry)  # not the sentinel: a value of `_overrides`
         return self._from_base(name)
 
     def _from_base(self, name: str) -> Resource | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from envoy.config.core.v3.base_pb2 import Node
-from google.protobuf.struct_pb2 import Value
+from google.protobuf.struct_pb2 import Struct, Value
 
 from gammaxds.translate.view import CAPTURES, DEFAULT_OUTBOUND, ViewKey
 
@@ -12,8 +12,13 @@ class NodeError(ValueError):
     """The node's metadata does not select a view; the stream is refused with INVALID_ARGUMENT."""
 
 
+def _metadata(node: Node) -> Struct:
+    metadata: Struct = node.metadata  # Node is untyped (xds-protos ships no stubs); its metadata is a Struct
+    return metadata
+
+
 def _string_field(node: Node, name: str) -> str | None:
-    fields = node.metadata.fields
+    fields = _metadata(node).fields
     if name not in fields:
         return None
     value = fields[name]
@@ -25,7 +30,7 @@ def _string_field(node: Node, name: str) -> str | None:
 def _access_log(node: Node) -> bool:
     """`metadata.access_log`: "on" (the default) or "off". A YAML bootstrap that writes `off` unquoted gives
     Envoy a boolean (YAML 1.1), which means the same and is taken as such."""
-    value = node.metadata.fields.get("access_log")
+    value = _metadata(node).fields.get("access_log")
     if value is None:
         return True
     kind = value.WhichOneof("kind")
@@ -55,4 +60,4 @@ def view_key(node: Node) -> ViewKey:
     host, sep, port = outbound.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise NodeError(f"node.metadata.outbound_address must be HOST:PORT, not {outbound!r}")
-    return ViewKey(namespace, capture, outbound, _access_log(node))  # type: ignore[arg-type]
+    return ViewKey(namespace, capture, outbound, _access_log(node))

@@ -74,7 +74,8 @@ def _eds_name(type_url: str, message: Message) -> str | None:
     assert isinstance(message, Cluster)
     if message.WhichOneof("cluster_discovery_type") != "type" or message.type != Cluster.EDS:
         return None
-    return message.eds_cluster_config.service_name or message.name
+    name: str = message.eds_cluster_config.service_name or message.name  # Cluster has no stubs (xds-protos)
+    return name
 
 
 def encode(type_url: str, name: str, message: Message) -> Resource:

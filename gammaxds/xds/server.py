@@ -23,7 +23,7 @@ from gammaxds.xds.cache import SnapshotCache
 from gammaxds.xds.delta import DeltaStream
 from gammaxds.xds.sotw import SotwStream
 from gammaxds.xds.status import client_config
-from gammaxds.xds.stream import Stream, XdsContext
+from gammaxds.xds.stream import AdsContext, Stream, XdsContext
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _add_ads(servicer: AdsServicer, server: grpc.aio.Server) -> None:
     server.add_registered_method_handlers(ADS_SERVICE, handlers)
 
 
-async def _requests(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+async def _requests(context: AdsContext) -> AsyncIterator[Any]:
     """The stream's requests, read one at a time. gRPC's own request iterator keeps the last request alive
     while it waits for the next; a SotW ACK naming thousands of resources is ~200 KB, per idle stream."""
     while True:
@@ -81,17 +81,18 @@ async def _requests(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         del request
 
 
-class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+# The generated servicer bases are untyped (xds-protos ships no stubs), so subclassing them subclasses Any.
+class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
     def __init__(self, ctx: XdsContext) -> None:
         self.ctx = ctx
 
     async def StreamAggregatedResources(
-        self, request_iterator: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[DiscoveryRequest], context: AdsContext
     ) -> None:
         await SotwStream(self.ctx, context.peer()).serve(_requests(context), context)
 
     async def DeltaAggregatedResources(
-        self, request_iterator: AsyncIterator[DeltaDiscoveryRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[DeltaDiscoveryRequest], context: AdsContext
     ) -> None:
         await DeltaStream(self.ctx, context.peer()).serve(_requests(context), context)
 
@@ -99,7 +100,8 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 def _string_matches(matcher: StringMatcher, value: str) -> bool:
     kind = matcher.WhichOneof("match_pattern")
     if kind == "exact":
-        return value == matcher.exact
+        exact: str = matcher.exact  # StringMatcher has no stubs (xds-protos)
+        return value == exact
     if kind == "prefix":
         return value.startswith(matcher.prefix)
     if kind == "suffix":
@@ -118,7 +120,7 @@ def _selected(request: ClientStatusRequest, stream: Stream) -> bool:
     )
 
 
-class CsdsServicer(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):
+class CsdsServicer(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  # type: ignore[misc]  # untyped base
     def __init__(self, ctx: XdsContext) -> None:
         self.ctx = ctx
 
@@ -130,12 +132,16 @@ class CsdsServicer(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):
         return ClientStatusResponse(config=[client_config(s, contents=contents) for s in streams])
 
     async def FetchClientStatus(
-        self, request: ClientStatusRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ClientStatusRequest,
+        context: grpc.aio.ServicerContext[ClientStatusRequest, ClientStatusResponse],
     ) -> ClientStatusResponse:
         return self.status(request)
 
     async def StreamClientStatus(
-        self, request_iterator: AsyncIterator[ClientStatusRequest], context: grpc.aio.ServicerContext
+        self,
+        request_iterator: AsyncIterator[ClientStatusRequest],
+        context: grpc.aio.ServicerContext[ClientStatusRequest, ClientStatusResponse],
     ) -> AsyncIterator[ClientStatusResponse]:
         async for request in request_iterator:
             yield self.status(request)

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 PROTOCOL_NAMES = {"sotw": "SotW", "delta": "delta"}
 
 Write = Callable[[Any], Awaitable[None]]
+# An ADS call's context. It reads DiscoveryRequests or DeltaDiscoveryRequests (untyped: xds-protos ships no
+# stubs) and writes responses already encoded, which the server's serializer passes through as bytes.
+AdsContext = grpc.aio.ServicerContext[Any, bytes]
 _ids = itertools.count(1)
 
 
@@ -98,13 +101,13 @@ class Stream(ABC):
 
     # -- request side -------------------------------------------------------------------------------------
 
-    async def serve(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    async def serve(self, requests: AsyncIterator[Any], context: AdsContext) -> None:
         first = await anext(aiter(requests), None)
         if first is None:
             return
         try:
             # Only the first request is guaranteed to carry the node: it selects the view for the stream.
-            self.key = view_key(first.node)
+            key = view_key(first.node)
         except NodeError as err:
             refused = {"stream": self.id, "node": first.node.id, "peer": self.peer, "error": str(err)}
             log.warning(
@@ -115,12 +118,13 @@ class Stream(ABC):
                 extra={"event": "stream.refused", **refused},
             )
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        self.key = key
         self.node.CopyFrom(first.node)
         handler = asyncio.current_task()
         assert handler is not None
         self.ctx.streams.add(self)
         self._log_connected()
-        unwatch = self.ctx.cache.watch(self.key, self._on_snapshot)
+        unwatch = self.ctx.cache.watch(key, self._on_snapshot)
         sender = asyncio.create_task(self._send_loop(context.write), name=f"xds-send-{self.id}")
 
         def sender_done(task: asyncio.Task[None]) -> None:
