@@ -33,6 +33,7 @@ venv: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gammaxds tests bench
+	$(BIN)/ruff format --check gammaxds tests bench
 	$(BIN)/mypy gammaxds
 	$(BIN)/hadolint Dockerfile
 

@@ -271,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     describe = sub.add_parser("describe", help="why requests go where they go; what a sidecar has")
     what = describe.add_subparsers(dest="what", required=True, metavar="service|proxy")
-    svc = what.add_parser("service", help="the routes, rules, backends and endpoints clients of a Service get")
+    svc = what.add_parser(
+        "service", help="the routes, rules, backends and endpoints clients of a Service get"
+    )
     svc.add_argument("name", metavar="NAME.NS", help="the Service, as NAME.NAMESPACE")
     svc.add_argument(
         "--from",
@@ -295,9 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="HOST:PORT",
             help="the control plane's admin (default: %(default)s)",
         )
-        p.add_argument(
-            "--output", choices=["table", "json"], default="table", help="(default: %(default)s)"
-        )
+        p.add_argument("--output", choices=["table", "json"], default="table", help="(default: %(default)s)")
         p.set_defaults(func=cmd_describe)
 
     demo = sub.add_parser("demo", help="run the demo mesh on this machine and walk through it")

@@ -20,7 +20,9 @@ def service_answer(
 ) -> Answer:
     namespace, name = query.get("namespace", ""), query.get("name", "")
     if not namespace or not name:
-        return 400, {"error": "namespace and name are required: /debug/describe/service?namespace=NS&name=NAME"}
+        return 400, {
+            "error": "namespace and name are required: /debug/describe/service?namespace=NS&name=NAME"
+        }
     if translation is None:
         return 503, {"error": "no configuration yet: the sources have not loaded"}
     try:

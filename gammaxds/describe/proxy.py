@@ -33,8 +33,15 @@ _STATUS = {
 
 def _listener(msg: listener_pb2.Listener) -> str:
     sa = msg.address.socket_address
-    where = f"{sa.address}:{sa.port_value}" + ("" if msg.bind_to_port.value or not msg.HasField("bind_to_port") else " (not bound: reached through 15001)")
-    chains = [*msg.filter_chains, *([msg.default_filter_chain] if msg.HasField("default_filter_chain") else [])]
+    where = f"{sa.address}:{sa.port_value}" + (
+        ""
+        if msg.bind_to_port.value or not msg.HasField("bind_to_port")
+        else " (not bound: reached through 15001)"
+    )
+    chains = [
+        *msg.filter_chains,
+        *([msg.default_filter_chain] if msg.HasField("default_filter_chain") else []),
+    ]
     does = []
     for chain in chains:
         for f in chain.filters:
@@ -108,11 +115,25 @@ def describe_proxy(stream: Stream) -> dict[str, Any]:
         for name in sorted(set(state.held_names()) | set(wanted)):
             held = state.held(name)
             if held is None:
-                resources.append({"name": name, "status": "NOT SENT", "version": "", "summary": "asked for; does not exist"})
+                resources.append(
+                    {
+                        "name": name,
+                        "status": "NOT SENT",
+                        "version": "",
+                        "summary": "asked for; does not exist",
+                    }
+                )
                 continue
             _config, client = resource_status(state, name, held)
             what = summary(held.message) if isinstance(held, Resource) else ""
-            resources.append({"name": name, "status": _STATUS.get(client, "SENT"), "version": held.version, "summary": what})
+            resources.append(
+                {
+                    "name": name,
+                    "status": _STATUS.get(client, "SENT"),
+                    "version": held.version,
+                    "summary": what,
+                }
+            )
         entry["resources"] = resources
         types.append(entry)
     out["types"] = types

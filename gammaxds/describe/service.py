@@ -32,7 +32,10 @@ def _match_text(match: HTTPRouteMatch | GRPCRouteMatch | None) -> str:
             parts.append(f"{match.path.type} {match.path.value}")
         if match.method:
             parts.append(f"method {match.method}")
-        parts += [f"query {q.name}{'~' if q.type == 'RegularExpression' else '='}{q.value}" for q in match.query_params]
+        parts += [
+            f"query {q.name}{'~' if q.type == 'RegularExpression' else '='}{q.value}"
+            for q in match.query_params
+        ]
     else:
         m = match.method
         if m is None:
@@ -40,7 +43,9 @@ def _match_text(match: HTTPRouteMatch | GRPCRouteMatch | None) -> str:
         else:
             op = "~" if m.type == "RegularExpression" else ""
             parts.append(f"{op}/{m.service or '*'}/{m.method or '*'}")
-    parts += [f"header {h.name}{'~' if h.type == 'RegularExpression' else '='}{h.value}" for h in match.headers]
+    parts += [
+        f"header {h.name}{'~' if h.type == 'RegularExpression' else '='}{h.value}" for h in match.headers
+    ]
     return ", ".join(parts) or "any request"
 
 
@@ -69,7 +74,9 @@ def _filter_text(f: HTTPRouteFilter) -> str:
         u = f.url_rewrite
         parts = [f"host {u.hostname}"] if u.hostname else []
         if u.path is not None:
-            parts.append(f"path {u.path.replace_full_path or u.path.replace_prefix_match or ''} ({u.path.type})")
+            parts.append(
+                f"path {u.path.replace_full_path or u.path.replace_prefix_match or ''} ({u.path.type})"
+            )
         return f"rewrite {', '.join(parts)}"
     if f.request_mirror:
         m = f.request_mirror
@@ -144,7 +151,11 @@ def _port(translation: Translation, service: Service, port: ServicePort, client:
     world = translation.world
     key = (service.namespace, service.name, port.port)
     protocol = port_protocol(port)
-    out: dict[str, Any] = {"port": port.port, "name": port.name, "protocol": "HTTP" if is_http(port) else protocol}
+    out: dict[str, Any] = {
+        "port": port.port,
+        "name": port.name,
+        "protocol": "HTTP" if is_http(port) else protocol,
+    }
     own = {"service": f"{service.namespace}/{service.name}", "port": port.port}
     own["endpoints"] = _ready(world.slices_by_service.get((service.namespace, service.name), []), port)
     if parent_problem(service) is not None:
@@ -157,7 +168,9 @@ def _port(translation: Translation, service: Service, port: ServicePort, client:
         out.update(routes="none", why=f"{port.protocol} port: not proxied", rules=[], default="not proxied")
         return out
     if not is_http(port):
-        out.update(routes="none", why="not an HTTP port: connections are forwarded as TCP", rules=[], default=own)
+        out.update(
+            routes="none", why="not an HTTP port: connections are forwarded as TCP", rules=[], default=own
+        )
         return out
     group_ns, routes = translation.bindings.routes_for(key, client)
     names = [f"{r.kind} {r.namespace}/{r.name}" for r in routes]
@@ -195,7 +208,9 @@ def _problems(translation: Translation, service: Service, errors: Iterable[Objec
     routes: list[Route] = [*world.http_routes.values(), *world.grpc_routes.values()]
     for route in routes:
         if not any(
-            ref.is_service and (ref.namespace or route.namespace) == service.namespace and ref.name == service.name
+            ref.is_service
+            and (ref.namespace or route.namespace) == service.namespace
+            and ref.name == service.name
             for ref in route.spec.parent_refs
         ):
             continue
@@ -206,7 +221,9 @@ def _problems(translation: Translation, service: Service, errors: Iterable[Objec
             for c in parent.conditions:
                 bad = c.status == "False" if c.type != "PartiallyInvalid" else c.status == "True"
                 if bad:
-                    out.append(f"{route.kind} {route.namespace}/{route.name}: {c.type} {c.status} {c.reason}: {c.message}")
+                    out.append(
+                        f"{route.kind} {route.namespace}/{route.name}: {c.type} {c.status} {c.reason}: {c.message}"
+                    )
     out += [str(e) for e in errors if (e.kind, e.namespace, e.name) in related]
     return out
 
@@ -240,4 +257,3 @@ def client_namespaces(translation: Translation, namespace: str, name: str) -> li
         if (ns, svc) == (namespace, name):
             out |= set(groups)
     return [namespace, *sorted(out - {namespace})]
-

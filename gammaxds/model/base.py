@@ -45,7 +45,9 @@ class K8sModel(BaseModel):
         unknown = [k for k in data if k not in _known_keys(cls)]
         if unknown:
             raise PydanticCustomError(
-                "unknown_field", "unknown field(s) {fields}", {"fields": unknown, "known": sorted(_known_keys(cls))}
+                "unknown_field",
+                "unknown field(s) {fields}",
+                {"fields": unknown, "known": sorted(_known_keys(cls))},
             )
         return data
 

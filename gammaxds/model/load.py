@@ -169,9 +169,7 @@ def manifest_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             yield from sorted(
-                f
-                for f in p.rglob("*")
-                if f.is_file() and f.suffix in MANIFEST_SUFFIXES and not _hidden(f, p)
+                f for f in p.rglob("*") if f.is_file() and f.suffix in MANIFEST_SUFFIXES and not _hidden(f, p)
             )
         else:
             yield p

@@ -210,7 +210,9 @@ class ManifestSource:
 
     def _rebuild(self) -> None:
         entries = [
-            (obj, str(path), doc) for path in reading_order(self._files) for obj, doc in self._files[path].objects
+            (obj, str(path), doc)
+            for path in reading_order(self._files)
+            for obj, doc in self._files[path].objects
         ]
         objects, dup_errors = duplicates(entries)
         for err in dup_errors:

@@ -40,7 +40,9 @@ SIDECAR_ADMIN_PORT = 15000
 # --- bounded waits ------------------------------------------------------------------------------------------
 
 
-def eventually(probe: Callable[[], T], timeout: float, interval: float = 0.05, what: str = "") -> tuple[float, T]:
+def eventually(
+    probe: Callable[[], T], timeout: float, interval: float = 0.05, what: str = ""
+) -> tuple[float, T]:
     """Call `probe` until it returns something truthy; return (seconds it took, that value).
 
     An exception from the probe counts as "not yet". After `timeout` seconds, AssertionError with the last
@@ -82,24 +84,41 @@ def service_port(name: str, port: int, target_port: int | str | None = None, **e
 
 
 def service(name: str, namespace: str, cluster_ip: str, ports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"clusterIP": cluster_ip, "ports": [dict(p) for p in ports]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"clusterIP": cluster_ip, "ports": [dict(p) for p in ports]},
+    }
 
 
-def endpoint_slice(name: str, namespace: str, service_name: str, endpoints: Sequence[str | Mapping[str, Any]],
-                   ports: Mapping[str, int]) -> dict[str, Any]:
+def endpoint_slice(
+    name: str,
+    namespace: str,
+    service_name: str,
+    endpoints: Sequence[str | Mapping[str, Any]],
+    ports: Mapping[str, int],
+) -> dict[str, Any]:
     """An IPv4 EndpointSlice of `service_name`; `endpoints` are addresses (ready) or full endpoint objects;
     `ports` maps the slice's port names (= the Service's port names) to the pods' ports."""
     eps = [{"addresses": [e]} if isinstance(e, str) else dict(e) for e in endpoints]
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": namespace,
-                         "labels": {"kubernetes.io/service-name": service_name}},
-            "addressType": "IPv4", "ports": [{"name": n, "port": p} for n, p in ports.items()],
-            "endpoints": eps}
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"kubernetes.io/service-name": service_name},
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": n, "port": p} for n, p in ports.items()],
+        "endpoints": eps,
+    }
 
 
-def parent(name: str, namespace: str | None = None, port: int | None = None,
-           section: str | None = None) -> dict[str, Any]:
+def parent(
+    name: str, namespace: str | None = None, port: int | None = None, section: str | None = None
+) -> dict[str, Any]:
     """A GAMMA parentRef: a Service (group "" and kind Service must be explicit)."""
     out: dict[str, Any] = {"group": "", "kind": "Service", "name": name}
     for key, value in (("namespace", namespace), ("port", port), ("sectionName", section)):
@@ -108,8 +127,9 @@ def parent(name: str, namespace: str | None = None, port: int | None = None,
     return out
 
 
-def backend(name: str, port: int = 80, weight: int | None = None, namespace: str | None = None,
-            **extra: Any) -> dict[str, Any]:
+def backend(
+    name: str, port: int = 80, weight: int | None = None, namespace: str | None = None, **extra: Any
+) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name, "port": port, **extra}
     if weight is not None:
         out["weight"] = weight
@@ -118,25 +138,43 @@ def backend(name: str, port: int = 80, weight: int | None = None, namespace: str
     return out
 
 
-def http_route(name: str, namespace: str, parents: Sequence[Mapping[str, Any]],
-               rules: Sequence[Mapping[str, Any]], created: str | None = None) -> dict[str, Any]:
+def http_route(
+    name: str,
+    namespace: str,
+    parents: Sequence[Mapping[str, Any]],
+    rules: Sequence[Mapping[str, Any]],
+    created: str | None = None,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": namespace}
     if created is not None:
         meta["creationTimestamp"] = created
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": meta,
-            "spec": {"parentRefs": [dict(p) for p in parents], "rules": [dict(r) for r in rules]}}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": meta,
+        "spec": {"parentRefs": [dict(p) for p in parents], "rules": [dict(r) for r in rules]},
+    }
 
 
-def grpc_route(name: str, namespace: str, parents: Sequence[Mapping[str, Any]],
-               rules: Sequence[Mapping[str, Any]], created: str | None = None) -> dict[str, Any]:
+def grpc_route(
+    name: str,
+    namespace: str,
+    parents: Sequence[Mapping[str, Any]],
+    rules: Sequence[Mapping[str, Any]],
+    created: str | None = None,
+) -> dict[str, Any]:
     """A GRPCRoute (gateway.networking.k8s.io/v1), built as `http_route` builds an HTTPRoute."""
     out = http_route(name, namespace, parents, rules, created)
     out["kind"] = "GRPCRoute"
     return out
 
 
-def grpc_method(service: str | None = None, method: str | None = None, regex: bool = False,
-                headers: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def grpc_method(
+    service: str | None = None,
+    method: str | None = None,
+    regex: bool = False,
+    headers: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     """A GRPCRouteMatch on service and/or method (Exact, or RegularExpression with `regex`), and headers."""
     out: dict[str, Any] = {}
     if service is not None or method is not None:
@@ -189,16 +227,30 @@ class ControlPlane:
         return self.admin("/debug/status").json()
 
 
-def start_control_plane(pod: Pod, manifests: Path | None = None, admin_port: int = CONTROL_PLANE_ADMIN_PORT,
-                        socket_name: str = "xds", timeout: float = 15.0, xds_port: int | None = None) -> ControlPlane:
+def start_control_plane(
+    pod: Pod,
+    manifests: Path | None = None,
+    admin_port: int = CONTROL_PLANE_ADMIN_PORT,
+    socket_name: str = "xds",
+    timeout: float = 15.0,
+    xds_port: int | None = None,
+) -> ControlPlane:
     """Run `gammaxds serve` in `pod` on the mesh's Unix socket (or, with `xds_port`, on TCP at the pod's
     address, as in a cluster); wait until its admin says ready."""
     mesh = pod.mesh
     manifests = manifests or mesh.tmpdir / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
     xds = mesh.unix_address(socket_name) if xds_port is None else f"{pod.ip}:{xds_port}"
-    argv = [*GAMMAXDS, "serve", "--manifests", str(manifests), "--xds-address", xds,
-            "--admin-address", f"127.0.0.1:{admin_port}"]
+    argv = [
+        *GAMMAXDS,
+        "serve",
+        "--manifests",
+        str(manifests),
+        "--xds-address",
+        xds,
+        "--admin-address",
+        f"127.0.0.1:{admin_port}",
+    ]
     proc = pod.popen(argv, name="gammaxds-serve")
     cp = ControlPlane(pod, proc, manifests, xds, admin_port)
     pod.wait_listening(admin_port, proc, timeout)
@@ -213,19 +265,44 @@ def start_control_plane(pod: Pod, manifests: Path | None = None, admin_port: int
     return cp
 
 
-def bootstrap(node_id: str, namespace: str, xds_address: str, admin_port: int = SIDECAR_ADMIN_PORT,
-              extra: Sequence[str] = ()) -> str:
+def bootstrap(
+    node_id: str,
+    namespace: str,
+    xds_address: str,
+    admin_port: int = SIDECAR_ADMIN_PORT,
+    extra: Sequence[str] = (),
+) -> str:
     """What `gammaxds bootstrap --capture transparent` prints for one sidecar."""
-    argv = [*GAMMAXDS, "bootstrap", "--node-id", node_id, "--namespace", namespace, "--xds-address",
-            xds_address, "--capture", "transparent", "--admin-address", f"127.0.0.1:{admin_port}", *extra]
+    argv = [
+        *GAMMAXDS,
+        "bootstrap",
+        "--node-id",
+        node_id,
+        "--namespace",
+        namespace,
+        "--xds-address",
+        xds_address,
+        "--capture",
+        "transparent",
+        "--admin-address",
+        f"127.0.0.1:{admin_port}",
+        *extra,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     if done.returncode != 0:
         raise MeshError(f"gammaxds bootstrap failed ({done.returncode}): {done.stderr.strip()}")
     return done.stdout
 
 
-def start_sidecar(pod: Pod, namespace: str, xds_address: str, admin_port: int = SIDECAR_ADMIN_PORT,
-                  capture: bool = True, extra: Sequence[str] = (), timeout: float = 30.0) -> Proc:
+def start_sidecar(
+    pod: Pod,
+    namespace: str,
+    xds_address: str,
+    admin_port: int = SIDECAR_ADMIN_PORT,
+    capture: bool = True,
+    extra: Sequence[str] = (),
+    timeout: float = 30.0,
+) -> Proc:
     """A transparent sidecar in `pod` (client namespace `namespace`): Envoy from `gammaxds bootstrap`, ready
     (initial xDS fetch done), then capture applied."""
     config = pod.mesh.tmpdir / f"{pod.name}.bootstrap.yaml"
@@ -236,9 +313,17 @@ def start_sidecar(pod: Pod, namespace: str, xds_address: str, admin_port: int = 
     return proc
 
 
-def start_injected_sidecar(pod: Pod, namespace: str, xds_address: str, *, inbound: bool = False,
-                           proxy_uid: int | None = DEFAULT_PROXY_UID, wait_ready: bool = True,
-                           admin_port: int = SIDECAR_ADMIN_PORT, timeout: float = 30.0) -> Proc:
+def start_injected_sidecar(
+    pod: Pod,
+    namespace: str,
+    xds_address: str,
+    *,
+    inbound: bool = False,
+    proxy_uid: int | None = DEFAULT_PROXY_UID,
+    wait_ready: bool = True,
+    admin_port: int = SIDECAR_ADMIN_PORT,
+    timeout: float = 30.0,
+) -> Proc:
     """A sidecar as `gammaxds inject` sets one up in a cluster: capture applied first (the init container),
     then Envoy started as the proxy uid, so even its first connection to the control plane crosses the
     capture rules. `proxy_uid=None` applies capture without the uid exclusion (to show what it prevents);
@@ -246,8 +331,9 @@ def start_injected_sidecar(pod: Pod, namespace: str, xds_address: str, *, inboun
     pod.apply_capture(proxy_uid=proxy_uid, inbound=inbound)
     config = pod.mesh.tmpdir / f"{pod.name}.bootstrap.yaml"
     config.write_text(bootstrap(pod.name, namespace, xds_address, admin_port))
-    return pod.start_envoy(config, admin_port=admin_port, timeout=timeout, wait_ready=wait_ready,
-                           uid=DEFAULT_PROXY_UID)
+    return pod.start_envoy(
+        config, admin_port=admin_port, timeout=timeout, wait_ready=wait_ready, uid=DEFAULT_PROXY_UID
+    )
 
 
 def pod_ports(pod: Pod) -> set[int]:
@@ -268,12 +354,15 @@ def route_entries(client: Pod | HttpSession, admin_port: int = SIDECAR_ADMIN_POR
     out: dict[str, list[str]] = {}
     for config in resp.json().get("configs", []):
         rc = config.get("route_config", {})
-        out[rc.get("name", "")] = [r.get("name", "") for vh in rc.get("virtual_hosts", [])
-                                   for r in vh.get("routes", [])]
+        out[rc.get("name", "")] = [
+            r.get("name", "") for vh in rc.get("virtual_hosts", []) for r in vh.get("routes", [])
+        ]
     return out
 
 
-def envoy_stats(client: Pod | HttpSession, prefix: str = "", admin_port: int = SIDECAR_ADMIN_PORT) -> dict[str, str]:
+def envoy_stats(
+    client: Pod | HttpSession, prefix: str = "", admin_port: int = SIDECAR_ADMIN_PORT
+) -> dict[str, str]:
     """Envoy's counters and gauges whose names contain `prefix` (admin `/stats?filter=`)."""
     query = f"?filter={prefix}" if prefix else ""
     resp = client.http(f"http://127.0.0.1:{admin_port}/stats{query}")

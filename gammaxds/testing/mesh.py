@@ -102,7 +102,9 @@ def unavailable_reason() -> str | None:
     except (MeshError, OSError) as exc:
         # The operations themselves are the probe: being uid 0 is not enough in a container without
         # CAP_SYS_ADMIN, and capabilities alone say nothing of a kernel without veth or netfilter.
-        return f"cannot build a network-namespace mesh here (it needs root: CAP_NET_ADMIN, CAP_SYS_ADMIN): {exc}"
+        return (
+            f"cannot build a network-namespace mesh here (it needs root: CAP_NET_ADMIN, CAP_SYS_ADMIN): {exc}"
+        )
     finally:
         _run(["ip", "netns", "del", probe], check=False)
     return None
@@ -205,8 +207,14 @@ class PodSession:
         self.label = label
         log = pod.mesh.tmpdir / f"{pod.name}.{label.replace(' ', '-')}.{len(pod.procs)}.log"
         with log.open("wb") as err:
-            popen = subprocess.Popen(pod.exec_argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=err, start_new_session=True, env=_pod_env(None))
+            popen = subprocess.Popen(
+                pod.exec_argv(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
+                env=_pod_env(None),
+            )
         self.proc = Proc(popen, log, list(argv))
         pod.procs.append(self.proc)
         self._buf = b""
@@ -262,14 +270,28 @@ class HttpSession(PodSession):
             raise MeshError(f"{self.label} in pod {self.pod.name} failed {job}: {out}")
         return out
 
-    def http(self, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
-             body: str = "", timeout: float = 5.0) -> HttpResult:
+    def http(
+        self,
+        url: str,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: str = "",
+        timeout: float = 5.0,
+    ) -> HttpResult:
         """One request on a new connection; connection errors land in `error` (status 0)."""
         job = http_job(url, method, headers, body, timeout)
         return HttpResult.from_json(self._answer(job, timeout + 5, "status"))
 
-    def many(self, url: str, n: int, method: str = "GET", headers: Mapping[str, str] | None = None,
-             fields: Sequence[str] = (), timeout: float = 5.0, total_timeout: float = 60.0) -> Tally:
+    def many(
+        self,
+        url: str,
+        n: int,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        fields: Sequence[str] = (),
+        timeout: float = 5.0,
+        total_timeout: float = 60.0,
+    ) -> Tally:
         """`n` requests over one keep-alive connection, tallied by (status, *body[field]).
 
         Through a sidecar this is ~1 ms a request; straight to the demo app (no Envoy) a reused connection costs
@@ -328,7 +350,10 @@ class Pod:
         return _run(self.exec_argv(argv), timeout=timeout, check=check)
 
     def popen(
-        self, argv: Sequence[str], name: str | None = None, env: Mapping[str, str] | None = None,
+        self,
+        argv: Sequence[str],
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
     ) -> Proc:
         """Start a long-running process inside the pod; it is stopped when the mesh closes.
@@ -340,8 +365,13 @@ class Pod:
         log = self.mesh.tmpdir / f"{self.name}.{label}.{len(self.procs)}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
-                self.exec_argv(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=base, cwd=cwd, start_new_session=True,
+                self.exec_argv(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=base,
+                cwd=cwd,
+                start_new_session=True,
             )
         proc = Proc(popen, log, list(argv))
         self.procs.append(proc)
@@ -359,8 +389,10 @@ class Pod:
         deadline = time.monotonic() + timeout
         while True:
             if proc is not None and not proc.alive():
-                raise MeshError(f"{shlex.join(proc.argv)} exited ({proc.popen.returncode}) before listening "
-                                f"on {port} in pod {self.name}:\n{proc.output()[-4000:]}")
+                raise MeshError(
+                    f"{shlex.join(proc.argv)} exited ({proc.popen.returncode}) before listening "
+                    f"on {port} in pod {self.name}:\n{proc.output()[-4000:]}"
+                )
             candidates = [proc] if proc is not None else [p for p in self.procs if p.alive()]
             for p in candidates:
                 if self._in_netns(p.pid) and port in listening_ports(p.pid):
@@ -372,21 +404,40 @@ class Pod:
 
     def start_echo(self, service: str, version: str = "v1", port: int = 8080, timeout: float = 10.0) -> Proc:
         """Run the demo echo app as this pod's application, on all addresses; wait until it listens."""
-        argv = [sys.executable, "-m", "gammaxds.demo.app", "--service", service, "--version", version,
-                "--pod", self.name, "--listen", f"0.0.0.0:{port}"]
+        argv = [
+            sys.executable,
+            "-m",
+            "gammaxds.demo.app",
+            "--service",
+            service,
+            "--version",
+            version,
+            "--pod",
+            self.name,
+            "--listen",
+            f"0.0.0.0:{port}",
+        ]
         proc = self.popen(argv, name=f"echo-{service}")
         self.wait_listening(port, proc, timeout)
         return proc
 
-    def start_original_dst_echo(self, port: int = capture.DEFAULT_PORT, host: str = "127.0.0.1",
-                                timeout: float = 10.0) -> Proc:
+    def start_original_dst_echo(
+        self, port: int = capture.DEFAULT_PORT, host: str = "127.0.0.1", timeout: float = 10.0
+    ) -> Proc:
         """Listen where the sidecar would and answer each request with its SO_ORIGINAL_DST (JSON)."""
         proc = self.popen(python_module(ORIGINAL_DST, host, str(port)), name="original-dst")
         self.wait_listening(port, proc, timeout)
         return proc
 
-    def start_envoy(self, config: str | Path, admin_port: int = 15000, args: Sequence[str] = (),
-                    wait_ready: bool = True, timeout: float = 30.0, uid: int | None = None) -> Proc:
+    def start_envoy(
+        self,
+        config: str | Path,
+        admin_port: int = 15000,
+        args: Sequence[str] = (),
+        wait_ready: bool = True,
+        timeout: float = 30.0,
+        uid: int | None = None,
+    ) -> Proc:
         """Run Envoy as this pod's sidecar from a bootstrap file; wait until its admin answers `/ready`.
 
         The bootstrap's admin must listen on `admin_port` (127.0.0.1 in the pod). `/ready` is 200 once the
@@ -397,8 +448,17 @@ class Pod:
         envoy = envoy_binary()
         if envoy is None:
             raise MeshError("no envoy executable next to the Python interpreter or on PATH")
-        argv = [str(envoy), "-c", str(config), "--disable-hot-restart", "--concurrency", "1",
-                "--log-level", "warn", *args]
+        argv = [
+            str(envoy),
+            "-c",
+            str(config),
+            "--disable-hot-restart",
+            "--concurrency",
+            "1",
+            "--log-level",
+            "warn",
+            *args,
+        ]
         if uid is not None:
             Path(config).chmod(0o644)
             argv[0] = str(self.mesh.envoy_for_any_user())
@@ -412,16 +472,29 @@ class Pod:
                 return proc
             if not proc.alive() or time.monotonic() > deadline:
                 said = f"{ready.status} {ready.body.strip() or ready.error}"
-                raise MeshError(f"envoy in pod {self.name} not ready after {timeout}s (admin said {said}):\n"
-                                f"{proc.output()[-4000:]}")
+                raise MeshError(
+                    f"envoy in pod {self.name} not ready after {timeout}s (admin said {said}):\n"
+                    f"{proc.output()[-4000:]}"
+                )
             time.sleep(0.05)
         return proc
 
-    def apply_capture(self, service_cidr: str | None = None, port: int = capture.DEFAULT_PORT, *,
-                      proxy_uid: int | None = capture.DEFAULT_PROXY_UID, inbound: bool = False) -> None:
+    def apply_capture(
+        self,
+        service_cidr: str | None = None,
+        port: int = capture.DEFAULT_PORT,
+        *,
+        proxy_uid: int | None = capture.DEFAULT_PROXY_UID,
+        inbound: bool = False,
+    ) -> None:
         """Install transparent capture in this pod (the mesh's Service CIDR by default)."""
-        capture.apply(service_cidr or str(self.mesh.service_cidr), port, netns=self.netns, proxy_uid=proxy_uid,
-                      inbound=inbound)
+        capture.apply(
+            service_cidr or str(self.mesh.service_cidr),
+            port,
+            netns=self.netns,
+            proxy_uid=proxy_uid,
+            inbound=inbound,
+        )
 
     def hosts(self, entries: Mapping[str, str]) -> None:
         """This pod's /etc/hosts (`name -> address`), as the cluster DNS would answer for Services."""
@@ -437,15 +510,29 @@ class Pod:
         """`iptables -t nat -S` in this pod, one rule or chain per line."""
         return self.run(["iptables", "-w", "5", "-t", "nat", "-S"]).stdout.splitlines()
 
-    def http(self, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
-             body: str = "", timeout: float = 5.0) -> HttpResult:
+    def http(
+        self,
+        url: str,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: str = "",
+        timeout: float = 5.0,
+    ) -> HttpResult:
         """Send one HTTP/1.1 request from inside the pod (no proxy), from a process of its own; connection errors
         land in `error`. Response header names are lowercased, repeated headers joined (`http_client`)."""
         out = self._run_job(http_job(url, method, headers, body, timeout), timeout + 10, "status")
         return HttpResult.from_json(out)
 
-    def http_many(self, url: str, n: int, method: str = "GET", headers: Mapping[str, str] | None = None,
-                  fields: Sequence[str] = (), timeout: float = 5.0, total_timeout: float = 60.0) -> Tally:
+    def http_many(
+        self,
+        url: str,
+        n: int,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        fields: Sequence[str] = (),
+        timeout: float = 5.0,
+        total_timeout: float = 60.0,
+    ) -> Tally:
         """`n` requests from one process in the pod over a keep-alive connection, tallied by
         (status, *body[field] for field in fields); e.g. `fields=("pod",)` counts which backend answered."""
         out = self._run_job(many_job(url, n, method, headers, fields, timeout), total_timeout, "tally")
@@ -459,8 +546,10 @@ class Pod:
         except ValueError:
             out = None
         if not isinstance(out, dict) or key not in out:
-            raise MeshError(f"http client in pod {self.name} gave no result for {job} ({done.returncode}): "
-                            f"{done.stdout!r} {done.stderr[-2000:]!r}")
+            raise MeshError(
+                f"http client in pod {self.name} gave no result for {job} ({done.returncode}): "
+                f"{done.stdout!r} {done.stderr[-2000:]!r}"
+            )
         return out
 
     def session(self) -> HttpSession:
@@ -578,8 +667,11 @@ class Mesh:
 
     def logs(self) -> str:
         """Every pod process's output, labelled; for failure reports."""
-        parts = [f"--- {pod.name}: {shlex.join(p.argv)[:200]}\n{p.output()[-8000:]}"
-                 for pod in self.pods.values() for p in pod.procs]
+        parts = [
+            f"--- {pod.name}: {shlex.join(p.argv)[:200]}\n{p.output()[-8000:]}"
+            for pod in self.pods.values()
+            for p in pod.procs
+        ]
         return "\n".join(parts)
 
     def close(self) -> None:

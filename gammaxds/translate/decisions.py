@@ -117,7 +117,9 @@ def decide(world: World, route: Route, index: int) -> RuleDecision:
                 continue
             backend = resolved[id(ref)]
             cluster = backend.cluster if backend.valid else None
-            shares.append(Share(_ref_text(ref, route), ref.weight, cluster, backend.problem, tuple(ref.filters)))
+            shares.append(
+                Share(_ref_text(ref, route), ref.weight, cluster, backend.problem, tuple(ref.filters))
+            )
         invalid = [s for s in shares if s.cluster is None]
         if len(invalid) == len(shares):
             if invalid:

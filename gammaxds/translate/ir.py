@@ -143,9 +143,13 @@ def _action_report(action: Action) -> Any:
 def _policies_report(p: Policies) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if p.request_headers:
-        out["requestHeaders"] = [h.model_dump(by_alias=True, exclude_defaults=True) for h in p.request_headers]
+        out["requestHeaders"] = [
+            h.model_dump(by_alias=True, exclude_defaults=True) for h in p.request_headers
+        ]
     if p.response_headers:
-        out["responseHeaders"] = [h.model_dump(by_alias=True, exclude_defaults=True) for h in p.response_headers]
+        out["responseHeaders"] = [
+            h.model_dump(by_alias=True, exclude_defaults=True) for h in p.response_headers
+        ]
     if p.url_rewrite is not None:
         out["urlRewrite"] = p.url_rewrite.model_dump(by_alias=True, exclude_none=True)
     if p.cors is not None:
@@ -192,7 +196,9 @@ def ir_report(translation: Any) -> dict[str, Any]:
     for (ns, name, port), groups in sorted(translation.bindings.by_port.items()):
         ports[f"{ns}/{name}:{port}"] = {
             group: [
-                route_entry_name(rm.route.kind, rm.route.namespace, rm.route.name, rm.rule_index, rm.match_index)
+                route_entry_name(
+                    rm.route.kind, rm.route.namespace, rm.route.name, rm.rule_index, rm.match_index
+                )
                 for rm in ordered_rule_matches(list(members))
             ]
             for group, members in sorted(groups.items())

@@ -14,9 +14,7 @@ def _sorted_structs(data: Any) -> Any:
     """Metadata is a protobuf Struct, a map: its JSON keys come in the map's iteration order, which differs
     from one process to the next. Sorted, the same view prints the same text on every run (goldens)."""
     if isinstance(data, dict):
-        return {
-            k: (_sort_all(v) if k == "filterMetadata" else _sorted_structs(v)) for k, v in data.items()
-        }
+        return {k: (_sort_all(v) if k == "filterMetadata" else _sorted_structs(v)) for k, v in data.items()}
     if isinstance(data, list):
         return [_sorted_structs(v) for v in data]
     return data

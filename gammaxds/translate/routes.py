@@ -139,7 +139,9 @@ def rule_route(decision: RuleDecision, rm: RuleMatch, service_port: int) -> rc.R
     _apply_policies(envoy_action, policies, http)
     out.route.CopyFrom(envoy_action)
     if policies.session is not None:
-        out.typed_per_filter_config[STATEFUL_SESSION_FILTER].CopyFrom(packed(session_policy(policies.session)))
+        out.typed_per_filter_config[STATEFUL_SESSION_FILTER].CopyFrom(
+            packed(session_policy(policies.session))
+        )
     return out
 
 
@@ -149,7 +151,8 @@ Decide = Callable[[Route, int], RuleDecision]
 def build_routes(decide: Decide, routes: Sequence[Route], service_port: int) -> list[rc.Route]:
     """All rules of all routes of a group, merged in precedence order. Nothing matches → Envoy's 404."""
     return [
-        rule_route(decide(rm.route, rm.rule_index), rm, service_port) for rm in ordered_rule_matches(list(routes))
+        rule_route(decide(rm.route, rm.rule_index), rm, service_port)
+        for rm in ordered_rule_matches(list(routes))
     ]
 
 

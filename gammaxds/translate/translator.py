@@ -43,7 +43,16 @@ class Translator:
     def __init__(self) -> None:
         self.memos: dict[str, Memo] = {
             name: Memo()
-            for name in ("decision", "cluster", "endpoints", "listener", "route_config", "vhost", "proxy", "view")
+            for name in (
+                "decision",
+                "cluster",
+                "endpoints",
+                "listener",
+                "route_config",
+                "vhost",
+                "proxy",
+                "view",
+            )
         }
         self._last: Translation | None = None
 
@@ -203,9 +212,7 @@ class Translation:
         for s, p in self.service_ports:
             slices = tuple(self.world.slices_by_service.get((s.namespace, s.name), ()))
             name = cluster_name(s.namespace, s.name, p.port)
-            out.append(
-                memo.get(name, (s, *slices), partial(build_load_assignment, s, p, slices))
-            )
+            out.append(memo.get(name, (s, *slices), partial(build_load_assignment, s, p, slices)))
         return tuple(sorted(out, key=lambda c: c.cluster_name))
 
     @cached_property
@@ -276,7 +283,10 @@ class Translation:
         """The Services the routes' rules name (resolved or not: one that appears later changes them)."""
         services = self.world.services
         return tuple(
-            services.get(ref) for r in routes for i in range(len(r.spec.rules)) for ref in rule_references(r, i)
+            services.get(ref)
+            for r in routes
+            for i in range(len(r.spec.rules))
+            for ref in rule_references(r, i)
         )
 
     def _group(

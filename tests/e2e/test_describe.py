@@ -69,7 +69,9 @@ def test_describe_proxy_shows_what_the_sidecar_acknowledged(serve: tuple[str, st
         table = gammaxds("describe", "proxy", "web-1", "--admin-address", admin)
         assert table.returncode == 0
         assert "Cluster: sent version" in table.stdout and "(in sync)" in table.stdout
-        assert re.search(r"^  outbound\|80\|\|reviews\.store\.svc\.cluster\.local +ACKED ", table.stdout, re.M)
+        assert re.search(
+            r"^  outbound\|80\|\|reviews\.store\.svc\.cluster\.local +ACKED ", table.stdout, re.M
+        )
 
 
 def test_describe_service_live_is_the_offline_answer(serve: tuple[str, str]) -> None:

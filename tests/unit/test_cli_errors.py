@@ -131,7 +131,9 @@ def test_every_flag_has_help_and_stands_in_the_readme_table() -> None:
         nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if not nested:
             return [(name, parser)]
-        return [c for sub_name, sub in nested[0].choices.items() for c in commands_of(f"{name} {sub_name}", sub)]
+        return [
+            c for sub_name, sub in nested[0].choices.items() for c in commands_of(f"{name} {sub_name}", sub)
+        ]
 
     for name, sub in [c for n, p in commands.choices.items() for c in commands_of(n, p)]:
         rows = " ".join(line for line in readme if line.startswith(f"| `gammaxds {name}"))

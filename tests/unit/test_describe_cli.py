@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def describe(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gammaxds", "describe", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "gammaxds", "describe", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -34,12 +38,16 @@ def test_producer_routes_with_their_rules_in_precedence_order() -> None:
 
 
 def test_consumer_routes_for_clients_of_their_namespace() -> None:
-    done = describe("service", "ratings.store", "--from", "web", "--manifests", "examples", "--output", "json")
+    done = describe(
+        "service", "ratings.store", "--from", "web", "--manifests", "examples", "--output", "json"
+    )
     data = json.loads(done.stdout)
     (port,) = data["ports"]
     assert port["routes"] == "consumer" and port["names"] == ["HTTPRoute web/ratings"]
     assert data["from"] == "web"
-    own = json.loads(describe("service", "ratings.store", "--manifests", "examples", "--output", "json").stdout)
+    own = json.loads(
+        describe("service", "ratings.store", "--manifests", "examples", "--output", "json").stdout
+    )
     assert own["ports"][0]["routes"] != "consumer"  # clients in store do not get web's route
 
 
@@ -49,9 +57,21 @@ def test_wrong_uses_are_one_line() -> None:
         closed = f"127.0.0.1:{s.getsockname()[1]}"  # bound, not listening: connection refused
         cases = [
             (["service", "reviews"], 2, "error: service 'reviews': expected NAME.NAMESPACE"),
-            (["service", "ghost.store", "--manifests", "examples"], 1, "error: no Service store/ghost in examples"),
-            (["service", "reviews.store", "--manifests", "/nonexistent"], 1, "error: /nonexistent: cannot read"),
-            (["service", "reviews.store", "--admin-address", closed], 1, "error: cannot reach the control plane"),
+            (
+                ["service", "ghost.store", "--manifests", "examples"],
+                1,
+                "error: no Service store/ghost in examples",
+            ),
+            (
+                ["service", "reviews.store", "--manifests", "/nonexistent"],
+                1,
+                "error: /nonexistent: cannot read",
+            ),
+            (
+                ["service", "reviews.store", "--admin-address", closed],
+                1,
+                "error: cannot reach the control plane",
+            ),
             (["proxy", "web-1", "--admin-address", closed], 1, "error: cannot reach the control plane"),
         ]
         for args, code, message in cases:

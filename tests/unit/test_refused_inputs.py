@@ -115,7 +115,10 @@ def test_a_broken_edit_says_the_previous_version_stays_in_force(manifests: Path,
         "the broken edit to be reported",
     )
     (error,) = [e for e in status["errors"] if e["inForce"] == "previous version"]
-    assert (error["file"], error["field"]) == (str(manifests / "c-copy.yaml"), "spec.rules[0].matches[0].path")
+    assert (error["file"], error["field"]) == (
+        str(manifests / "c-copy.yaml"),
+        "spec.rules[0].matches[0].path",
+    )
     (api,) = [o for o in status["objects"] if o["name"] == "api"]  # still there, still Accepted
     conditions = {c["type"]: c["status"] for c in api["status"]["parents"][0]["conditions"]}
     assert conditions == {"Accepted": "True", "ResolvedRefs": "True"}
@@ -128,7 +131,9 @@ def test_a_broken_edit_says_the_previous_version_stays_in_force(manifests: Path,
 def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: Service\nmetadata: {name: x\n  - broken: [")
-    done = subprocess.run([*GAMMAXDS, "translate", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*GAMMAXDS, "translate", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("error: ")]
     assert line.startswith(f"error: {bad}: cannot parse YAML: line 3, column ")
     assert "<unicode string>" not in done.stderr and done.returncode == 1

@@ -15,18 +15,28 @@ def test_session_and_batches(mesh: Mesh) -> None:
     server.start_echo("echo", version="v3")
     url = f"http://{server.ip}:8080"
     with client.session() as session:
-        resp = session.http(f"{url}/a?x=1", method="POST", headers={"Host": "echo.app", "x-t": "1"}, body="hi")
+        resp = session.http(
+            f"{url}/a?x=1", method="POST", headers={"Host": "echo.app", "x-t": "1"}, body="hi"
+        )
         assert resp.status == 200, resp.error
         body = resp.json()
-        assert (body["method"], body["path"], body["host"], body["headers"]["x-t"]) == \
-               ("POST", "/a?x=1", "echo.app", "1")
+        assert (body["method"], body["path"], body["host"], body["headers"]["x-t"]) == (
+            "POST",
+            "/a?x=1",
+            "echo.app",
+            "1",
+        )
         assert resp.header("X-Served-By") == "echo"
         assert session.http(f"{url}/?status=418").status == 418
         failed = session.http(f"http://{mesh.service_ip(10)}/", timeout=2)  # no capture: unreachable
         assert failed.status == 0 and failed.error
         tally = session.many(f"{url}/?status=201", 5, fields=("pod", "version"))
-        assert (tally.counts, tally.total, tally.count(201, "echo"), tally.by(2)) == \
-               ({(201, "echo", "v3"): 5}, 5, 5, {"v3": 5})
+        assert (tally.counts, tally.total, tally.count(201, "echo"), tally.by(2)) == (
+            {(201, "echo", "v3"): 5},
+            5,
+            5,
+            {"v3": 5},
+        )
         refused = session.many(f"http://{server.ip}:9/", 3, timeout=1)
         assert refused.counts == {(0,): 3} and len(refused.errors) == 3
     assert not session.proc.alive()

@@ -47,10 +47,34 @@ def kube_proxy(pod: Pod, service_ip: str, backend_ip: str, *, replacing: str | N
     """What kube-proxy does for the control plane's Service, in the pod's namespace after capture's jump."""
     rule = ["-p", "tcp", "-d", service_ip, "--dport", str(XDS_PORT), "-j", "DNAT"]
     if replacing is not None:
-        pod.run(["iptables", "-w", "5", "-t", "nat", "-D", "OUTPUT", *rule, "--to-destination",
-                 f"{replacing}:{XDS_PORT}"])
-    pod.run(["iptables", "-w", "5", "-t", "nat", "-A", "OUTPUT", *rule, "--to-destination",
-             f"{backend_ip}:{XDS_PORT}"])
+        pod.run(
+            [
+                "iptables",
+                "-w",
+                "5",
+                "-t",
+                "nat",
+                "-D",
+                "OUTPUT",
+                *rule,
+                "--to-destination",
+                f"{replacing}:{XDS_PORT}",
+            ]
+        )
+    pod.run(
+        [
+            "iptables",
+            "-w",
+            "5",
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            *rule,
+            "--to-destination",
+            f"{backend_ip}:{XDS_PORT}",
+        ]
+    )
 
 
 def connected(pod: Pod) -> bool:
@@ -93,7 +117,10 @@ def test_sidecars_reach_the_control_plane_at_its_service_ip_through_capture(clus
     pods = [client(cluster, f"client-{i}")[0] for i in range(2)]
     for pod in pods:
         assert connected(pod)
-        assert eventually(lambda p=pod: echo_answers(p, cluster), WITHIN, what="echo through the sidecar")[1] == "echo-0"
+        assert (
+            eventually(lambda p=pod: echo_answers(p, cluster), WITHIN, what="echo through the sidecar")[1]
+            == "echo-0"
+        )
         # The request went through Envoy (it adds a request id), and Envoy's upstream to the endpoint was not
         # captured again: one connection through the capture listener.
         seen = pod.http(f"http://{cluster.echo_ip}/", headers={"Host": "echo.app"}).json()["headers"]
@@ -107,7 +134,9 @@ def test_without_the_uid_exclusion_the_sidecar_never_reaches_the_control_plane(c
     redirected to Envoy's own (not yet configured) capture port, and fails, again and again."""
     pod, _envoy = client(cluster, "no-exclusion", proxy_uid=None, wait_ready=False)
     stat = "cluster.xds_cluster.upstream_cx_connect_fail"
-    eventually(lambda: int(envoy_stats(pod, stat).get(stat, "0")) >= 2, WITHIN, what="two failed xDS connects")
+    eventually(
+        lambda: int(envoy_stats(pod, stat).get(stat, "0")) >= 2, WITHIN, what="two failed xDS connects"
+    )
     assert not connected(pod)
     assert pod.http("http://127.0.0.1:15000/ready").status != 200
     assert "no-exclusion" not in cluster.cp.admin("/debug/proxies").body
@@ -129,7 +158,9 @@ def test_xds_by_service_name_and_reconnect_when_the_control_plane_pod_is_replace
     new = start_control_plane(cluster.mesh.add_pod("xds-2"), manifests=old.manifests, xds_port=XDS_PORT)
     kube_proxy(pod, cluster.xds_ip, new.pod.ip, replacing=old.pod.ip)
     old.proc.stop()
-    eventually(lambda: "by-name" in new.admin("/debug/proxies").body, WITHIN, what="the sidecar on the new plane")
+    eventually(
+        lambda: "by-name" in new.admin("/debug/proxies").body, WITHIN, what="the sidecar on the new plane"
+    )
     assert connected(pod)
     new.write("route-moved", [http_route("moved", "app", [parent("echo")], [
         {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
@@ -165,13 +196,19 @@ def test_inbound_capture_passes_traffic_unchanged_and_logs_the_real_client(clust
         seen = s.http(url, headers={"x-custom": "kept"}).json()
         # Unchanged: a TCP passthrough adds nothing (no x-request-id, no x-forwarded-for) and drops nothing.
         assert seen["headers"].get("x-custom") == "kept"
-        assert not {"x-request-id", "x-forwarded-for", "x-envoy-expected-rq-timeout-ms"} & set(seen["headers"])
+        assert not {"x-request-id", "x-forwarded-for", "x-envoy-expected-rq-timeout-ms"} & set(
+            seen["headers"]
+        )
         for _ in range(5):  # separate connections, one access-log line each
             assert s.http(url).status == 200
-        assert s.http(f"http://{server.ip}:9000/", timeout=3).status == 0  # the loopback-only app stays private
+        assert (
+            s.http(f"http://{server.ip}:9000/", timeout=3).status == 0
+        )  # the loopback-only app stays private
 
     def logged() -> list[str]:
-        return re.findall(rf"inbound {re.escape(caller.ip)}:\d+ -> {re.escape(server.ip)}:8080 ", envoy.output())
+        return re.findall(
+            rf"inbound {re.escape(caller.ip)}:\d+ -> {re.escape(server.ip)}:8080 ", envoy.output()
+        )
 
     eventually(lambda: len(logged()) >= 6, WITHIN, what="access-log lines naming the caller")
     stat = "listener.0.0.0.0_15006.downstream_cx_total"
