@@ -7,7 +7,8 @@ as manifests (dicts) and loaded through the model, so every generated object mus
 
 - translation never raises, for every view (both capture modes) of every namespace;
 - it is deterministic: the same objects in any order give byte-identical resources;
-- memoisation is invisible: a Translator that loaded another World first gives the same bytes as a fresh one;
+- memoisation is invisible: a Translator that loaded another World first gives the same bytes as a fresh one,
+  also across each kind of change (endpoints only, routes only, Services and Namespaces);
 - real Envoy accepts every view (`envoy --mode validate`).
 """
 
@@ -495,6 +496,59 @@ def test_memoisation_is_invisible_when_only_routes_change(objects: list[Object],
     translator = Translator()
     all_bytes(translator, World.of(objects))
     for world in worlds_:
+        translation = translator.load(world)
+        fresh = Translator().load(world)
+        assert {k: view_bytes(translation.view(k)) for k in view_keys(world)} == {
+            k: view_bytes(fresh.view(k)) for k in view_keys(world)
+        }
+        assert translation.statuses.to_dict("x") == fresh.statuses.to_dict("x")
+
+
+def _changed_services(objects: list[Object], data: st.DataObject) -> list[Object]:
+    """`objects` with each Service kept, dropped, or changed (a port dropped or its appProtocol changed), a new
+    Service perhaps added, and the Namespace object perhaps toggled: the changes a full translation takes."""
+    from gammaxds.model import Service
+
+    out: list[Object] = []
+    for o in objects:
+        if not isinstance(o, Service):
+            if o.kind != "Namespace" or data.draw(st.booleans()):
+                out.append(o)
+            continue
+        action = data.draw(st.sampled_from(["keep", "drop", "fewer ports", "other protocol"]))
+        if action == "keep":
+            out.append(o)
+        elif action == "fewer ports" and len(o.spec.ports) > 1:
+            out.append(o.model_copy(update={"spec": o.spec.model_copy(update={"ports": o.spec.ports[1:]})}))
+        elif action == "other protocol":
+            port = o.spec.ports[0].model_copy(
+                update={"app_protocol": data.draw(st.sampled_from(APP_PROTOCOLS))}
+            )
+            spec = o.spec.model_copy(update={"ports": [port, *o.spec.ports[1:]]})
+            out.append(o.model_copy(update={"spec": spec}))
+        elif action == "fewer ports":
+            out.append(o)
+    if data.draw(st.booleans()):
+        extra = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "late", "namespace": "web"},
+                 "spec": {"clusterIP": "10.96.9.9", "ports": [{"port": 80}]}}  # fmt: skip
+        out += parse_object(extra).objects
+    if data.draw(st.booleans()) and not any(o.kind == "Namespace" for o in out):
+        out += parse_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "extra"}}).objects
+    return out
+
+
+@FAST
+@given(objects=worlds(min_routes=2), data=st.data())
+def test_memoisation_is_invisible_when_services_and_namespaces_change(
+    objects: list[Object], data: st.DataObject
+) -> None:
+    """Services added, removed and changed, and Namespaces toggled, with the routes that name them unchanged:
+    the rule decisions are memoised on the Services they reference, so a stale one would show here (a
+    backend that went away still routed to, or one that appeared still answered 500)."""
+    translator = Translator()
+    all_bytes(translator, World.of(objects))
+    for _ in range(2):
+        world = World.of(_changed_services(objects, data))
         translation = translator.load(world)
         fresh = Translator().load(world)
         assert {k: view_bytes(translation.view(k)) for k in view_keys(world)} == {
