@@ -88,19 +88,31 @@ def http_connection_manager(
         stat_prefix=stat_prefix,
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
         rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route_config),
-        http_filters=[
-            hcm_pb2.HttpFilter(name=CORS_FILTER, typed_config=packed(cors_pb2.Cors())),
-            # No session state here: it is enabled per route (sessionPersistence), and is a no-op elsewhere.
-            hcm_pb2.HttpFilter(
-                name=STATEFUL_SESSION_FILTER, typed_config=packed(stateful_session_pb2.StatefulSession())
-            ),
-            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=packed(router_pb2.Router())),
-        ],
+        http_filters=_http_filters(),
         upgrade_configs=[hcm_pb2.HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
         local_reply_config=local_reply_config(),
-        access_log=[stdout_access_log(HTTP_ACCESS_LOG_FORMAT)] if access_log else [],
+        access_log=[_http_access_log()] if access_log else [],
     )
     return _network_filter("envoy.filters.network.http_connection_manager", hcm)
+
+
+@cache
+def _http_filters() -> tuple[hcm_pb2.HttpFilter, ...]:
+    """The same on every HTTP listener: packed once per process (packing is most of what a listener costs);
+    a message given to a constructor is copied, so the cached ones are never shared or changed."""
+    return (
+        hcm_pb2.HttpFilter(name=CORS_FILTER, typed_config=packed(cors_pb2.Cors())),
+        # No session state here: it is enabled per route (sessionPersistence), and is a no-op elsewhere.
+        hcm_pb2.HttpFilter(
+            name=STATEFUL_SESSION_FILTER, typed_config=packed(stateful_session_pb2.StatefulSession())
+        ),
+        hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=packed(router_pb2.Router())),
+    )
+
+
+@cache
+def _http_access_log() -> accesslog_pb2.AccessLog:
+    return stdout_access_log(HTTP_ACCESS_LOG_FORMAT)
 
 
 def tcp_proxy(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter:
