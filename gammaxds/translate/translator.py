@@ -17,7 +17,7 @@ from .clusters import blackhole_cluster, build_cluster, passthrough_cluster
 from .decisions import decide, rule_references
 from .endpoints import build_load_assignment
 from .incremental import path_for
-from .ir import RuleDecision
+from .ir import RuleDecision, ServiceKey
 from .listeners import (
     proxy_listener,
     service_listener,
@@ -44,6 +44,7 @@ class Translator:
         self.memos: dict[str, Memo] = {
             name: Memo()
             for name in (
+                "references",
                 "decision",
                 "cluster",
                 "endpoints",
@@ -83,8 +84,8 @@ class Translator:
     @property
     def built(self) -> int:
         """How many resources were built (not reused) so far: the incremental-translation counter (views and
-        rule decisions are not resources)."""
-        return sum(m.built for n, m in self.memos.items() if n not in ("view", "decision"))
+        rule decisions and references are not resources)."""
+        return sum(m.built for n, m in self.memos.items() if n not in ("view", "decision", "references"))
 
 
 class Translation:
@@ -279,15 +280,18 @@ class Translation:
             (route.kind, route.namespace, route.name, rule), inputs, lambda: decide(world, route, rule)
         )
 
+    def _route_references(self, route: Route) -> tuple[ServiceKey, ...]:
+        """Every Service the route's rules name, memoised on the route (asked once per Service port and view)."""
+        return self.memos["references"].get(
+            (route.kind, route.namespace, route.name),
+            (route,),
+            lambda: tuple(ref for i in range(len(route.spec.rules)) for ref in rule_references(route, i)),
+        )
+
     def _references(self, routes: list[Route]) -> tuple[Service | None, ...]:
         """The Services the routes' rules name (resolved or not: one that appears later changes them)."""
         services = self.world.services
-        return tuple(
-            services.get(ref)
-            for r in routes
-            for i in range(len(r.spec.rules))
-            for ref in rule_references(r, i)
-        )
+        return tuple(services.get(ref) for r in routes for ref in self._route_references(r))
 
     def _group(
         self, service: Service, port: ServicePort, client_ns: str
