@@ -19,7 +19,7 @@ from typing import Any
 from gammaxds.bootstrap import bootstrap
 from gammaxds.demo.app import EchoApp, make_server
 from gammaxds.testing.envoy_process import Envoy
-from gammaxds.translate.names import PROXY_LISTENER
+from gammaxds.translate.envoy.names import PROXY_LISTENER
 
 from .proc import Worker
 from .report import Figures

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gammaxds.translate.names import cluster_name
+from gammaxds.translate.envoy.names import cluster_name
 
 from .proc import Worker, cpu_seconds, rss_bytes
 from .report import Figures, at_most

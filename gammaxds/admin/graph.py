@@ -22,7 +22,7 @@ from gammaxds.model import World
 from gammaxds.model.gateway import BackendObjectReference, GRPCRouteRule, HTTPRouteRule
 from gammaxds.translate import Translation
 from gammaxds.translate.backends import resolve_backend
-from gammaxds.translate.binding import PortKey
+from gammaxds.translate.mesh.binding import PortKey
 
 PRODUCER_VIEW = "*"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..model import ObjectError, Route, Service, ServicePort
 from ..model.gateway import GRPCRouteMatch, HTTPRouteFilter, HTTPRouteMatch
-from ..translate.endpoints import READY, collect_endpoints
+from ..translate.envoy.endpoints import READY, collect_endpoints
 from ..translate.ir import Answer, Redirect, Share
 from ..translate.precedence import RuleMatch, ordered_rule_matches
 from ..translate.services import is_http, parent_problem, port_protocol

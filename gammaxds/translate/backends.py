@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..model import World
 from ..model.gateway import BackendObjectReference
-from .names import cluster_name
+from .envoy.names import cluster_name
 from .services import port_protocol
 
 # A cluster name that never exists: Envoy answers its share with `cluster_not_found_response_code` (500).

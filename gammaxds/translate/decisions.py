@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ..model import GRPCRoute, HTTPRoute, Route, World, duration_ms
 from ..model.gateway import BackendObjectReference, HTTPBackendRef, HTTPRouteFilter
 from .backends import resolve_backend
-from .filters import unsupported_filters
+from .envoy.filters import unsupported_filters
 from .ir import Answer, Forward, Mirror, Policies, Problem, Redirect, RuleDecision, ServiceKey, Share
 
 

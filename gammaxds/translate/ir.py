@@ -181,7 +181,7 @@ def decision_report(d: RuleDecision) -> dict[str, Any]:
 def ir_report(translation: Any) -> dict[str, Any]:
     """The IR of a translation as plain data (the `ir.yaml` goldens): every rule's decision, and per Service
     port and route group (the namespace whose routes they are) the rules in precedence order."""
-    from .names import route_entry_name
+    from .envoy.names import route_entry_name
     from .precedence import ordered_rule_matches
 
     world = translation.world

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..model import GRPCRoute, HTTPRoute, Route
 from ..model.gateway import GRPCRouteMatch, HTTPRouteMatch
-from .matches import normalized_prefix
+from .envoy.matches import normalized_prefix
 
 _NEVER = datetime.max.replace(tzinfo=UTC)
 

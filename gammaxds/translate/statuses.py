@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from ..model import GRPCRoute, HTTPRoute, Route, World
 from ..model.status import Condition, ParentStatus, RouteStatuses
-from .binding import Bindings, ParentResult
 from .decisions import decide
 from .ir import RuleDecision
+from .mesh.binding import Bindings, ParentResult
 
 Decide = Callable[[Route, int], RuleDecision]
 

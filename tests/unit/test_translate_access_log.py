@@ -18,10 +18,10 @@ from gammaxds.bootstrap import bootstrap
 from gammaxds.cli import main
 from gammaxds.model import parse_text
 from gammaxds.translate import Translator, View, ViewKey
-from gammaxds.translate.listeners import HTTP_ACCESS_LOG_FORMAT, INBOUND_ACCESS_LOG_FORMAT
-from gammaxds.translate.names import route_entry_name
-from gammaxds.translate.protos import hcm_pb2, listener_pb2, tcp_proxy_pb2
-from gammaxds.translate.replies import header_value
+from gammaxds.translate.envoy.listeners import HTTP_ACCESS_LOG_FORMAT, INBOUND_ACCESS_LOG_FORMAT
+from gammaxds.translate.envoy.names import route_entry_name
+from gammaxds.translate.envoy.protos import hcm_pb2, listener_pb2, tcp_proxy_pb2
+from gammaxds.translate.envoy.replies import header_value
 from gammaxds.xds.node import NodeError, view_key
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from gammaxds.model import EndpointSlice, Service
-from gammaxds.translate.endpoints import FALLBACK, READY, _priority, build_load_assignment, collect_endpoints
+from gammaxds.translate.envoy.endpoints import (
+    FALLBACK,
+    READY,
+    _priority,
+    build_load_assignment,
+    collect_endpoints,
+)
 
 SERVICE = Service.model_validate(
     {

@@ -27,11 +27,11 @@ from gammaxds.model.gateway import (
     HTTPRouteMatch,
 )
 from gammaxds.testing.envoy_process import ENVOY_BINARY, Envoy
-from gammaxds.translate.filters import _prefix_rewrite as prefix_rewrite
-from gammaxds.translate.filters import redirect_action, unsupported_filters
-from gammaxds.translate.listeners import http_connection_manager
-from gammaxds.translate.protos import hcm_pb2
-from gammaxds.translate.protos import route_components_pb2 as rc
+from gammaxds.translate.envoy.filters import _prefix_rewrite as prefix_rewrite
+from gammaxds.translate.envoy.filters import redirect_action, unsupported_filters
+from gammaxds.translate.envoy.listeners import http_connection_manager
+from gammaxds.translate.envoy.protos import hcm_pb2
+from gammaxds.translate.envoy.protos import route_components_pb2 as rc
 
 REWRITES = [  # (prefix, replacement, request path, path the backend must receive)
     ("/foo", "/xyz", "/foo/bar", "/xyz/bar"),

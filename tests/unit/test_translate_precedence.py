@@ -8,7 +8,7 @@ from typing import Any
 import re2
 
 from gammaxds.model import GRPCRoute, HTTPRoute
-from gammaxds.translate.matches import grpc_match
+from gammaxds.translate.envoy.matches import grpc_match
 from gammaxds.translate.precedence import ordered_rule_matches
 
 

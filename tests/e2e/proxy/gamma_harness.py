@@ -36,7 +36,7 @@ from gammaxds.testing.envoy_process import Envoy
 from gammaxds.testing.gamma import eventually as shared_eventually
 from gammaxds.testing.http_client import Connection, request
 from gammaxds.translate import Translation
-from gammaxds.translate.names import PROXY_LISTENER
+from gammaxds.translate.envoy.names import PROXY_LISTENER
 from gammaxds.translate.view import PUSH_ORDER
 from gammaxds.xds import SnapshotCache, start_xds_server
 from gammaxds.xds.status import describe_all

@@ -27,7 +27,7 @@ from gammaxds.testing.envoy_process import ENVOY_BINARY
 from gammaxds.testing.gamma import backend, http_route, parent
 from gammaxds.testing.grpc_echo import Caller, Tally, start_server
 from gammaxds.testing.grpc_scenarios import PODS, PORT, SAY_HELLO, SHOP, WEB, to
-from gammaxds.translate.replies import NO_SERVICE_REASON
+from gammaxds.translate.envoy.replies import NO_SERVICE_REASON
 
 pytestmark = pytest.mark.skipif(not ENVOY_BINARY.exists(), reason="no envoy executable beside the Python")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from ..model import Service, ServicePort
+from ...model import Service, ServicePort
+from ..services import port_protocol
 from .names import BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, cluster_name
 from .protos import (
     ads_source,
@@ -15,7 +16,6 @@ from .protos import (
     protocol_pb2,
 )
 from .replies import metadata
-from .services import port_protocol
 
 HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 CONNECT_TIMEOUT_MS = 5000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..model.gateway import GRPCRouteMatch, HTTPRouteMatch
+from ...model.gateway import GRPCRouteMatch, HTTPRouteMatch
 from .protos import route_components_pb2 as rc
 from .protos import string_exact, string_pb2, string_regex
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
-from ..model import Service, ServicePort
+from ...model import Service, ServicePort
+from ..services import is_http
 from .names import (
     BLACKHOLE_CLUSTER,
     CORS_FILTER,
@@ -50,7 +51,6 @@ from .protos import (
     tcp_proxy_pb2,
 )
 from .replies import local_reply_config
-from .services import is_http
 
 CAPTURE_PORT = 15001
 INBOUND_PORT = 15006

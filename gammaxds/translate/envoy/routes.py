@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..model import GRPCRoute, Route, duration_ms
-from ..model.gateway import GRPCRouteMatch, HTTPHeaderFilter, HTTPRouteMatch
-from .backends import INVALID_BACKEND_CLUSTER
+from ...model import GRPCRoute, Route, duration_ms
+from ...model.gateway import GRPCRouteMatch, HTTPHeaderFilter, HTTPRouteMatch
+from ..backends import INVALID_BACKEND_CLUSTER
+from ..ir import Answer, Forward, Policies, Redirect, RuleDecision
+from ..precedence import RuleMatch, ordered_rule_matches
 from .filters import (
     apply_url_rewrite,
     cors_policy,
@@ -19,10 +21,8 @@ from .filters import (
     redirect_action,
     session_policy,
 )
-from .ir import Answer, Forward, Policies, Redirect, RuleDecision
 from .matches import grpc_match, http_match
 from .names import CORS_FILTER, STATEFUL_SESSION_FILTER, route_entry_name
-from .precedence import RuleMatch, ordered_rule_matches
 from .protos import base_pb2, packed
 from .protos import duration_ms as pb_duration
 from .protos import route_components_pb2 as rc

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from google.protobuf.message import Message
 
-from ..model import duration_ms
-from ..model.gateway import (
+from ...model import duration_ms
+from ...model.gateway import (
     HTTPCORSFilter,
     HTTPHeaderFilter,
     HTTPPathModifier,

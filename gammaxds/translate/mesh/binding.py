@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..model import GRPCRoute, HTTPRoute, Route, World
-from ..model.gateway import ParentReference
-from .services import is_http, parent_problem
+from ...model import GRPCRoute, HTTPRoute, Route, World
+from ...model.gateway import ParentReference
+from ..services import is_http, parent_problem
 
 PortKey = tuple[str, str, int]  # service namespace, service name, port number
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from envoy.config.core.v3 import health_check_pb2
 
-from ..model import EndpointSlice, Service, ServicePort
+from ...model import EndpointSlice, Service, ServicePort
 from .names import cluster_name
 from .protos import endpoint_components_pb2, endpoint_pb2, socket_address
 
