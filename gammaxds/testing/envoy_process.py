@@ -52,6 +52,8 @@ class Envoy:
         self.admin_address = ""
 
     def start(self, log_level: str = "info") -> Envoy:
+        if self.process is not None and self.process.poll() is None:
+            raise EnvoyError(f"{self.name} is already running (pid {self.process.pid}): start it once")
         self.bootstrap_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         self.admin_path.unlink(missing_ok=True)
         log = self.log_path.open("ab")

@@ -47,7 +47,7 @@ def serve() -> Iterator[tuple[str, str]]:
 def test_describe_proxy_shows_what_the_sidecar_acknowledged(serve: tuple[str, str], tmp_path: Path) -> None:
     xds, admin = serve
     config = bootstrap("web-1", "web", xds_address=xds, capture="proxy", outbound_address="127.0.0.1:0")
-    with Envoy(config, tmp_path, name="web-1").start() as envoy:
+    with Envoy(config, tmp_path, name="web-1") as envoy:  # __enter__ starts it
         envoy.wait_ready()
         deadline = time.monotonic() + 20
         while True:
