@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -249,14 +246,13 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .admin.client import AdminUnreachable, admin_get
     from .bootstrap import status_table
 
-    url = f"http://{args.admin_address}/debug/proxies"
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            proxies = json.load(resp)
-    except (urllib.error.URLError, OSError) as err:
-        print(f"error: cannot reach the control plane's admin server at {url}: {err}", file=sys.stderr)
+        proxies = admin_get(args.admin_address, "/debug/proxies", timeout=5)
+    except AdminUnreachable as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
     print(status_table(proxies))
     return 0

@@ -6,11 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
+from ..admin.client import AdminUnreachable, admin_get
 from .table import render_proxy, render_service
 
 
@@ -30,22 +28,11 @@ def _service_name(text: str) -> tuple[str, str]:
 
 
 def _admin_get(address: str, path: str, query: dict[str, str]) -> Any:
-    url = f"http://{address}{path}?{urllib.parse.urlencode(query)}"
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as err:
-        try:
-            message = json.load(err).get("error") or err.reason
-        except ValueError:
-            message = err.reason
-        raise DescribeError(str(message)) from None
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise DescribeError(
-            f"cannot reach the control plane's admin API at {address} ({reason}); "
-            "is gammaxds serve running? (--admin-address, or --manifests PATH to describe files offline)"
-        ) from None
+        return admin_get(address, path, query)
+    except AdminUnreachable as err:
+        hint = " (or --manifests PATH to describe files offline)" if path.endswith("/service") else ""
+        raise DescribeError(f"{err}{hint}") from None
 
 
 def _offline_service(paths: list[str], namespace: str, name: str, client: str | None) -> dict[str, Any]:

@@ -148,3 +148,11 @@ def test_every_flag_has_help_and_stands_in_the_readme_table() -> None:
             if not any(f in rows for f in flags):
                 problems.append(f"{name} {flags[0]}: not in the README's command table")
     assert not problems, "\n".join(problems)
+
+
+def test_status_without_a_control_plane_is_one_line() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, not listening: connection refused
+        done = run("status", "--admin-address", f"127.0.0.1:{s.getsockname()[1]}")
+    assert done.returncode == 1
+    assert one_error_line(done).startswith("error: cannot reach the control plane's admin API at 127.0.0.1:")
