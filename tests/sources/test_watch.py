@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 import yaml
 
-from gammaxds.model import World
 from gammaxds.sources.files import ManifestSource
 from gammaxds.sources.watch import plan, remote_filesystem
 
 from .conftest import Published
 from .objects import endpoint_slice, service
+from .test_files import port
 
 # Seconds for an edit to be in force: generous for a loaded 2-core machine (inotify takes about 0.1 s, polling
 # at most 0.75 s). Speed itself is measured by the benchmark (python -m bench --only manifests).
@@ -56,11 +56,6 @@ async def running(source: ManifestSource, published: Published) -> AsyncIterator
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def port(world: World, name: str) -> int | None:
-    svc = world.services.get(("shop", name))
-    return svc.spec.ports[0].port if svc else None
 
 
 @pytest.fixture(params=["inotify", "poll"])
