@@ -102,20 +102,19 @@ def _ready(world_slices: Sequence[Any], port: ServicePort) -> dict[str, int]:
 
 def _backend(translation: Translation, share: Share, total: int) -> dict[str, Any]:
     world = translation.world
-    service_ref, _, port_text = share.backend.rpartition(":")
-    namespace, _, name = service_ref.partition("/")
+    namespace, name = share.service
     out: dict[str, Any] = {
-        "service": service_ref,
-        "port": int(port_text) if port_text.isdigit() else None,
+        "service": f"{namespace}/{name}",
+        "port": share.port,
         "weight": share.weight,
         "share": round(100 * share.weight / total, 1) if total else 0.0,
         "valid": share.cluster is not None,
         "problem": share.problem,
     }
     if share.cluster is not None:
-        service = world.services[(namespace, name)]
-        port = next(p for p in service.spec.ports if p.port == out["port"])
-        out["endpoints"] = _ready(world.slices_by_service.get((namespace, name), []), port)
+        service = world.services[share.service]
+        port = next(p for p in service.spec.ports if p.port == share.port)
+        out["endpoints"] = _ready(world.slices_by_service.get(share.service, []), port)
     return out
 
 

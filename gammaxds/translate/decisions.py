@@ -118,7 +118,15 @@ def decide(world: World, route: Route, index: int) -> RuleDecision:
             backend = resolved[id(ref)]
             cluster = backend.cluster if backend.valid else None
             shares.append(
-                Share(_ref_text(ref, route), ref.weight, cluster, backend.problem, tuple(ref.filters))
+                Share(
+                    _ref_text(ref, route),
+                    ref.weight,
+                    cluster,
+                    backend.problem,
+                    service=(ref.namespace or route.namespace, ref.name),
+                    port=ref.port,
+                    filters=tuple(ref.filters),
+                )
             )
         invalid = [s for s in shares if s.cluster is None]
         if len(invalid) == len(shares):

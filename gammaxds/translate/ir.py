@@ -47,6 +47,8 @@ class Share:
     weight: int
     cluster: str | None
     problem: str = ""
+    service: ServiceKey = ("", "")  # the namespace and name the reference names
+    port: int | None = None
     filters: tuple[HTTPRouteFilter, ...] = ()  # the backendRef's own (header changes for its share)
 
 
