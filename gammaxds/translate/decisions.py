@@ -5,11 +5,11 @@ is wrong with it), made once and read by both the Envoy routes (`routes.py`) and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..model import GRPCRoute, HTTPRoute, Route, World, duration_ms
 from ..model.gateway import BackendObjectReference, HTTPBackendRef, HTTPRouteFilter
-from .backends import resolve_backend
+from .backends import Backend, resolve_backend
 from .envoy.filters import unsupported_filters
 from .ir import Answer, Forward, Mirror, Policies, Problem, Redirect, RuleDecision, ServiceKey, Share
 
@@ -42,11 +42,14 @@ def _notes(route: Route, index: int) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _policies(world: World, route: Route, index: int, filters: Sequence[HTTPRouteFilter]) -> Policies:
+def _policies(
+    route: Route, index: int, filters: Sequence[HTTPRouteFilter], resolved: Mapping[int, Backend]
+) -> Policies:
+    """`resolved`: the rule's references already resolved, by `id` of the reference."""
     mirrors = []
     for f in filters:
         if f.request_mirror:
-            mirror = resolve_backend(world, f.request_mirror.backend_ref, route.namespace)
+            mirror = resolved[id(f.request_mirror.backend_ref)]
             if mirror.valid:
                 mirrors.append(Mirror(mirror.cluster, f.request_mirror))
     timeout = per_try = retry = None
@@ -81,10 +84,14 @@ def _refs(route: Route, index: int) -> list[BackendObjectReference]:
     return [*backend_refs, *(f.request_mirror.backend_ref for f in filters if f.request_mirror)]
 
 
+def _keys(route: Route, refs: Sequence[BackendObjectReference]) -> tuple[ServiceKey, ...]:
+    return tuple((ref.namespace or route.namespace, ref.name) for ref in refs)
+
+
 def rule_references(route: Route, index: int) -> tuple[ServiceKey, ...]:
     """The Services rule `index` of `route` names (backendRefs, then mirrors), resolved or not: its decision
     depends on these and on the route alone, which is what the translator's memo keys it on."""
-    return tuple((ref.namespace or route.namespace, ref.name) for ref in _refs(route, index))
+    return _keys(route, _refs(route, index))
 
 
 def decide(world: World, route: Route, index: int) -> RuleDecision:
@@ -93,7 +100,7 @@ def decide(world: World, route: Route, index: int) -> RuleDecision:
     filters, backend_refs = _rule_parts(route, index)
     key = (route.kind, route.namespace, route.name)
     refs = _refs(route, index)
-    references = rule_references(route, index)
+    references = _keys(route, refs)
     resolved = {id(ref): resolve_backend(world, ref, route.namespace) for ref in refs}
     problems = []
     for ref in refs:
@@ -103,7 +110,7 @@ def decide(world: World, route: Route, index: int) -> RuleDecision:
     unsupported = unsupported_filters(filters, [b.filters for b in backend_refs])
     problems += [Problem("PartiallyInvalid", "UnsupportedValue", f"rules[{index}]: {u}") for u in unsupported]
     label = f"{route.kind} {route.namespace}/{route.name} rules[{index}]"
-    policies = _policies(world, route, index, filters)
+    policies = _policies(route, index, filters, resolved)
     action: Answer | Redirect | Forward
     redirect = next((f.request_redirect for f in filters if f.request_redirect), None)
     if unsupported:  # never skip a filter silently: the reply and the status name it
@@ -140,5 +147,5 @@ def decide(world: World, route: Route, index: int) -> RuleDecision:
     return RuleDecision(key, index, action, policies, references, tuple(problems), _notes(route, index))
 
 
-def decide_route(world: World, route: Route) -> tuple[RuleDecision, ...]:
-    return tuple(decide(world, route, i) for i in range(len(route.spec.rules)))
+Decide = Callable[[Route, int], RuleDecision]
+"""How renderers and status get a rule's decision: `decide` bound to a World, or the translation's memo."""

@@ -3,15 +3,11 @@ Envoy routes were rendered with are the ones the status reports (`decisions.py`)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..model import GRPCRoute, HTTPRoute, Route, World
 from ..model.status import Condition, ParentStatus, RouteStatuses
-from .decisions import decide
+from .decisions import Decide, decide
 from .ir import RuleDecision
 from .mesh.binding import Bindings, ParentResult
-
-Decide = Callable[[Route, int], RuleDecision]
 
 
 def _accepted(result: ParentResult, notes: list[str]) -> Condition:

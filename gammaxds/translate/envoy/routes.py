@@ -6,11 +6,12 @@ of the route's status."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ...model import GRPCRoute, Route, duration_ms
 from ...model.gateway import GRPCRouteMatch, HTTPHeaderFilter, HTTPRouteMatch
 from ..backends import INVALID_BACKEND_CLUSTER
+from ..decisions import Decide
 from ..ir import Answer, Forward, Policies, Redirect, RuleDecision
 from ..precedence import RuleMatch, ordered_rule_matches
 from .filters import (
@@ -143,9 +144,6 @@ def rule_route(decision: RuleDecision, rm: RuleMatch, service_port: int) -> rc.R
             packed(session_policy(policies.session))
         )
     return out
-
-
-Decide = Callable[[Route, int], RuleDecision]
 
 
 def build_routes(decide: Decide, routes: Sequence[Route], service_port: int) -> list[rc.Route]:
